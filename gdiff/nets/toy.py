@@ -1,0 +1,98 @@
+"""Small MLPs for low-dimensional data (the 25-Gaussians and 1-D mixtures).
+
+Generator: ``h = MLP([x_t, e(t), z])``, then ``x0' = Linear([h_out, x_t])`` (the learned skip from x_t).
+Discriminator: a shared trunk ``MLP([x_prev, (x_t), e(t)])`` with one linear head per output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from gdiff.nets.conditioning import ClassEmbedding, sinusoidal_embedding
+
+
+def _mlp(width_in: int, width: int, depth: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width_in, width), nn.SiLU()]
+        width_in = width
+    return nn.Sequential(*layers)
+
+
+class _TimeLabelFeatures(nn.Module):
+    """t [B] (and labels) -> [B, time_dim] sinusoidal features, plus a class embedding if conditional."""
+
+    def __init__(self, time_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.time_dim = time_dim
+        self.classes = ClassEmbedding(num_classes, time_dim) if num_classes else None
+
+    def forward(self, t: Tensor, labels: Tensor | None) -> Tensor:
+        emb = sinusoidal_embedding(t, self.time_dim)
+        if self.classes is not None:
+            emb = emb + self.classes(labels, t.shape[0], t.device)
+        return emb
+
+
+class ToyGenerator(nn.Module):
+    """x0' = G(x_t, t, z): x_t [B, D], t [B], z [B, z_dim] -> [B, D]."""
+
+    def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
+                 z_dim: int | None = None, num_classes: int = 0) -> None:
+        super().__init__()
+        if len(data_shape) != 1:
+            raise ValueError(f"toy_generator handles vector data [D]; got data_shape {tuple(data_shape)}")
+        dim = int(data_shape[0])
+        self.z_dim = int(z_dim or dim)
+        self.features = _TimeLabelFeatures(time_dim, num_classes)
+        self.trunk = _mlp(dim + time_dim + self.z_dim, width, depth)
+        self.out = nn.Linear(width, dim)
+        self.skip = nn.Linear(2 * dim, dim)
+
+    def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        h = self.trunk(torch.cat([x_t, self.features(t, labels), z], dim=1))
+        return self.skip(torch.cat([self.out(h), x_t], dim=1))
+
+
+class ToyDiscriminator(nn.Module):
+    """logits = D(x_prev, t, x_t): [B, D] -> [B]; heads ``regression`` and ``denoised`` ([B, D]).
+
+    ``pairwise=False`` makes the marginal discriminator of SIDDM: x_t is never read.
+    """
+
+    heads = frozenset({"regression", "denoised"})
+
+    def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
+                 pairwise: bool = True, num_classes: int = 0) -> None:
+        super().__init__()
+        if len(data_shape) != 1:
+            raise ValueError(f"toy_discriminator handles vector data [D]; got data_shape {tuple(data_shape)}")
+        dim = int(data_shape[0])
+        self.pairwise = bool(pairwise)
+        self.features = _TimeLabelFeatures(time_dim, num_classes)
+        self.trunk = _mlp(dim * (2 if self.pairwise else 1) + time_dim, width, depth)
+        self.logit = nn.Linear(width, 1)
+        self.regression = nn.Linear(width, dim)
+        self.denoised = nn.Linear(width, dim)
+
+    def forward(self, x_prev: Tensor, t: Tensor, x_t: Tensor | None = None, labels: Tensor | None = None,
+                heads: Sequence[str] = ()) -> Tensor | dict[str, Tensor]:
+        inputs = [x_prev, self.features(t, labels)]
+        if self.pairwise:
+            if x_t is None:
+                raise ValueError("this discriminator judges pairs (pairwise=True): pass x_t")
+            inputs.insert(1, x_t)
+        h = self.trunk(torch.cat(inputs, dim=1))
+        logits = self.logit(h).squeeze(1)
+        if not heads:
+            return logits
+        unknown = set(heads) - self.heads
+        if unknown:
+            raise ValueError(f"unknown discriminator heads {sorted(unknown)}; this network has {sorted(self.heads)}")
+        out = {"logits": logits}
+        for name in heads:
+            out[name] = getattr(self, name)(h)
+        return out
