@@ -1,0 +1,200 @@
+"""How loss terms plug together.
+
+A :class:`Term` is a small callable object (EDM-style) that holds its hyper-parameters and declares which
+discriminator heads it reads. An :class:`Objective` is a weighted set of terms. It draws the diffusion pair,
+makes the fake sample, runs each network pass ONCE with the union of the heads its terms need, and sums
+``weight * loss`` over the terms. It never owns optimisers, devices or the loop.
+
+One step, as data (x_s is "x_{t-1}", the less noisy element of the pair):
+    x0 -> (s, t) -> x_s ~ q(x_s | x0) -> x_t ~ q(x_t | x_s)
+       -> x0' = G(x_t, t, z) -> x_s' ~ q(x_s | x_t, x0')
+D step: fakes under no_grad, D on real x_s and on x_s' (detached).  G step: D on x_s' (D frozen by the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from gdiff.diffusion import Schedule
+from gdiff.sampling import draw_latent
+
+
+@dataclass
+class Pair:
+    """A training pair of the forward process, tensors [B, ...] and times [B] (float64)."""
+
+    x0: Tensor
+    s: Tensor
+    t: Tensor
+    x_s: Tensor
+    x_t: Tensor
+    labels: Tensor | None = None
+
+    @classmethod
+    def draw(cls, schedule: Schedule, x0: Tensor, labels: Tensor | None = None) -> Pair:
+        s, t = schedule.sample_times(x0.shape[0], device=x0.device)
+        x_s = schedule.q_sample(x0, s)
+        return cls(x0, s, t, x_s, schedule.q_step(x_s, s, t), labels)
+
+
+@dataclass
+class StepData:
+    """What the terms of one D or G step read: the pair, the fake, and D's outputs (dicts of heads)."""
+
+    schedule: Schedule
+    pair: Pair
+    fake_x0: Tensor
+    fake_x_s: Tensor
+    step: int = 0
+    real: dict[str, Tensor] = field(default_factory=dict)
+    fake: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Losses:
+    """``total``: the scalar to back-propagate; ``parts``: detached, unweighted scalars for logging."""
+
+    total: Tensor
+    parts: dict[str, Tensor]
+
+
+class Term:
+    """One loss term. Subclasses set the class attributes and override the phase(s) they take part in.
+
+    ``d_real_heads`` / ``d_fake_heads`` / ``g_fake_heads``: the discriminator heads the term reads on real
+    x_s (D step), on the detached fake (D step) and on the fake (G step); ``None`` means "no pass needed",
+    an empty set means "logits only". ``weight`` scales the G-step loss and ``d_weight`` the D-step loss.
+    """
+
+    name: str = "term"
+    d_real_heads: frozenset[str] | None = None
+    d_fake_heads: frozenset[str] | None = None
+    g_fake_heads: frozenset[str] | None = None
+    pairwise: bool | None = None  # True: D must see (x_s, x_t); False: D must not; None: no opinion
+
+    def __init__(self, weight: float = 1.0, d_weight: float | None = None) -> None:
+        self.weight = float(weight)
+        self.d_weight = float(weight if d_weight is None else d_weight)
+
+    def real_needs_grad(self, step: int) -> bool:
+        """Whether the D step must differentiate w.r.t. the real input (R1)."""
+        return False
+
+    def discriminator_loss(self, data: StepData) -> dict[str, Tensor]:
+        return {}
+
+    def generator_loss(self, data: StepData) -> dict[str, Tensor]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(weight={self.weight}, d_weight={self.d_weight})"
+
+
+def _union(sets: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
+    present = [s for s in sets if s is not None]
+    return frozenset().union(*present) if present else None
+
+
+class Objective:
+    """A weighted set of terms; see the module docstring for one step as data."""
+
+    def __init__(self, terms: Iterable[Term], name: str = "objective") -> None:
+        self.terms = [term for term in terms if term.weight != 0 or term.d_weight != 0]
+        self.name = name
+        opinions = {term.pairwise for term in self.terms} - {None}
+        if len(opinions) > 1:
+            raise ValueError(f"objective '{name}' mixes terms that need a pairwise discriminator with terms "
+                             f"that need a marginal one: {self.terms}")
+        self.pairwise = opinions.pop() if opinions else False
+        d_terms = [term for term in self.terms if term.d_weight != 0]
+        g_terms = [term for term in self.terms if term.weight != 0]
+        self._d_real = _union(t.d_real_heads for t in d_terms)
+        self._d_fake = _union(t.d_fake_heads for t in d_terms)
+        self._g_fake = _union(t.g_fake_heads for t in g_terms)
+
+    @property
+    def trains_discriminator(self) -> bool:
+        """False when no term has a D-step loss (e.g. AFD cross-entropy alone): the caller skips the D step."""
+        return self._d_real is not None or self._d_fake is not None
+
+    @property
+    def required_heads(self) -> frozenset[str]:
+        return _union([self._d_real, self._d_fake, self._g_fake, frozenset()]) - {"logits"}
+
+    def check(self, D: nn.Module) -> None:
+        """Raise a ValueError if discriminator D cannot serve this objective."""
+        pairwise = getattr(D, "pairwise", None)
+        if self.trains_discriminator and pairwise is not None and pairwise != self.pairwise:
+            need = "pairwise (sees x_t)" if self.pairwise else "marginal (never sees x_t)"
+            raise ValueError(f"objective '{self.name}' needs a {need} discriminator; set "
+                             f"discriminator.pairwise: {str(self.pairwise).lower()}")
+        missing = self.required_heads - set(getattr(D, "heads", frozenset()))
+        if missing:
+            raise ValueError(f"objective '{self.name}' needs discriminator heads {sorted(missing)}, which "
+                             f"{type(D).__name__} does not offer (it has {sorted(getattr(D, 'heads', []))})")
+
+    # ----------------------------------------------------------------------------------------- passes
+    def _run_d(self, D: nn.Module, x: Tensor, pair: Pair, heads: frozenset[str]) -> dict[str, Tensor]:
+        x_t = pair.x_t if self.pairwise else None
+        t = pair.t.to(x.dtype)
+        if heads - {"logits"}:
+            return D(x, t, x_t, pair.labels, heads=tuple(sorted(heads - {"logits"})))
+        return {"logits": D(x, t, x_t, pair.labels)}
+
+    @staticmethod
+    def _fake(G: nn.Module, schedule: Schedule, pair: Pair) -> tuple[Tensor, Tensor]:
+        z = draw_latent(G, pair.x_t.shape[0], pair.x_t.device, pair.x_t.dtype)
+        x0 = G(pair.x_t, pair.t.to(pair.x_t.dtype), z, pair.labels)
+        return x0, schedule.posterior_sample(x0, pair.x_t, pair.s, pair.t)
+
+    @staticmethod
+    def _sum(terms: list[tuple[float, dict[str, Tensor]]], prefix: str) -> Losses:
+        total, parts = None, {}
+        for weight, losses in terms:
+            for key, value in losses.items():
+                total = weight * value if total is None else total + weight * value
+                parts[f"{prefix}/{key}"] = value.detach()
+        if total is None:
+            raise RuntimeError(f"no term of this objective contributes to the {prefix} step")
+        parts[f"{prefix}/total"] = total.detach()
+        return Losses(total, parts)
+
+    # ------------------------------------------------------------------------------------------ steps
+    def discriminator_loss(self, G: nn.Module, D: nn.Module, schedule: Schedule, x0: Tensor,
+                           labels: Tensor | None = None, step: int = 0) -> Losses:
+        """D-step loss. Fakes are made under no_grad: no generator graph is built or back-propagated."""
+        pair = Pair.draw(schedule, x0, labels)
+        with torch.no_grad():
+            fake_x0, fake_x_s = self._fake(G, schedule, pair)
+        data = StepData(schedule, pair, fake_x0, fake_x_s, step)
+        d_terms = [term for term in self.terms if term.d_weight != 0]
+        if self._d_real is not None:
+            if any(term.real_needs_grad(step) for term in d_terms):
+                pair.x_s.requires_grad_(True)
+            data.real = self._run_d(D, pair.x_s, pair, self._d_real)
+        if self._d_fake is not None:
+            data.fake = self._run_d(D, fake_x_s, pair, self._d_fake)
+        losses = self._sum([(term.d_weight, term.discriminator_loss(data)) for term in d_terms], "d")
+        for side in ("real", "fake"):
+            if "logits" in getattr(data, side):
+                losses.parts[f"d/logit_{side}"] = getattr(data, side)["logits"].detach().mean()
+        return losses
+
+    def generator_loss(self, G: nn.Module, D: nn.Module, schedule: Schedule, x0: Tensor,
+                       labels: Tensor | None = None, step: int = 0) -> Losses:
+        """G-step loss on a freshly drawn pair and latent. The caller freezes D's parameters."""
+        pair = Pair.draw(schedule, x0, labels)
+        fake_x0, fake_x_s = self._fake(G, schedule, pair)
+        data = StepData(schedule, pair, fake_x0, fake_x_s, step)
+        if self._g_fake is not None:
+            data.fake = self._run_d(D, fake_x_s, pair, self._g_fake)
+        g_terms = [term for term in self.terms if term.weight != 0]
+        return self._sum([(term.weight, term.generator_loss(data)) for term in g_terms], "g")
+
+    def __repr__(self) -> str:
+        terms = ",\n  ".join(repr(term) for term in self.terms)
+        return f"Objective('{self.name}', pairwise={self.pairwise}, terms=[\n  {terms}])"
