@@ -20,12 +20,17 @@ from typing import Any
 
 from torch import nn
 
+from gdiff.nets.ddgan_discriminator import DDGANLargeDiscriminator, DDGANSmallDiscriminator
+from gdiff.nets.ncsnpp import NCSNppGenerator
 from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
 
 # type name -> class; each class is built as cls(**section_without_type).
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "toy_generator": ToyGenerator,
     "toy_discriminator": ToyDiscriminator,
+    "ncsnpp": NCSNppGenerator,
+    "ddgan_small": DDGANSmallDiscriminator,
+    "ddgan_large": DDGANLargeDiscriminator,
 }
 
 
