@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,22 @@ from typing import Any
 import yaml
 
 BUILT_SECTIONS = ("data", "diffusion", "generator", "discriminator", "objective")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-4`` as a string; this loader reads it as the float everybody means."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.[\d_]+(?:[eE][-+]?\d+)?|\.inf|\.nan)$"
+               r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 @dataclass
@@ -166,7 +183,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             if not isinstance(child, dict):
                 raise ValueError(f"override {item!r}: {'.'.join(parents[: i + 1])} is not a section")
             node = child
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = parse_yaml(text)
     return raw
 
 
@@ -177,7 +194,7 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
         raise FileNotFoundError(f"recipe file not found: {path}")
     with path.open() as f:
         try:
-            raw = yaml.safe_load(f) or {}
+            raw = parse_yaml(f.read()) or {}
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML: {err}") from err
     return from_dict(apply_overrides(raw, overrides), source=str(path))
