@@ -23,6 +23,8 @@ from torch import nn
 from gdiff.nets.ddgan_discriminator import DDGANLargeDiscriminator, DDGANSmallDiscriminator
 from gdiff.nets.ncsnpp import NCSNppGenerator
 from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
+from gdiff.nets.unet import UNetGenerator
+from gdiff.nets.unet_discriminator import UNetDiscriminator
 
 # type name -> class; each class is built as cls(**section_without_type).
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -31,6 +33,8 @@ REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "ncsnpp": NCSNppGenerator,
     "ddgan_small": DDGANSmallDiscriminator,
     "ddgan_large": DDGANLargeDiscriminator,
+    "unet": UNetGenerator,
+    "unet_discriminator": UNetDiscriminator,
 }
 
 
