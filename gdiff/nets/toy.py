@@ -1,7 +1,11 @@
 """Small MLPs for low-dimensional data (the 25-Gaussians and 1-D mixtures).
 
-Generator: ``h = MLP([x_t, e(t), z])``, then ``x0' = Linear([h_out, x_t])`` (the learned skip from x_t).
-Discriminator: a shared trunk ``MLP([x_prev, (x_t), e(t)])`` with one linear head per output.
+Generator: ``h = MLP(W_x x_t + W_e e(t) + W_z z)``, then ``x0' = Linear([h_out, x_t])`` (learned skip from x_t).
+Discriminator: a shared trunk ``MLP(W_x x_prev + W_t x_t + W_e e(t))`` with one linear head per output.
+
+Each input group has its own first-layer projection (summed), so that its initial weights are scaled by its
+own fan-in: with one concatenated layer, a 2-D point beside 32 time features gets weights ~ 1/sqrt(34) and
+the network starts out nearly linear in x, which stalls a discriminator on low-dimensional data.
 """
 
 from __future__ import annotations
@@ -14,12 +18,21 @@ from torch import Tensor, nn
 from gdiff.nets.conditioning import ClassEmbedding, sinusoidal_embedding
 
 
-def _mlp(width_in: int, width: int, depth: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for _ in range(depth):
-        layers += [nn.Linear(width_in, width), nn.SiLU()]
-        width_in = width
-    return nn.Sequential(*layers)
+class _Trunk(nn.Module):
+    """inputs [B, d_i] -> [B, width]: SiLU(sum_i W_i x_i + b), then ``depth - 1`` x (Linear, SiLU)."""
+
+    def __init__(self, input_dims: Sequence[int], width: int, depth: int) -> None:
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"toy networks need depth >= 1 and width >= 1, got depth={depth}, width={width}")
+        self.inputs = nn.ModuleList(nn.Linear(d, width, bias=i == 0) for i, d in enumerate(input_dims))
+        layers: list[nn.Module] = [nn.SiLU()]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, width), nn.SiLU()]
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, *xs: Tensor) -> Tensor:
+        return self.mlp(sum(proj(x) for proj, x in zip(self.inputs, xs, strict=True)))
 
 
 class _TimeLabelFeatures(nn.Module):
@@ -48,12 +61,12 @@ class ToyGenerator(nn.Module):
         dim = int(data_shape[0])
         self.z_dim = int(z_dim or dim)
         self.features = _TimeLabelFeatures(time_dim, num_classes)
-        self.trunk = _mlp(dim + time_dim + self.z_dim, width, depth)
+        self.trunk = _Trunk([dim, time_dim, self.z_dim], width, depth)
         self.out = nn.Linear(width, dim)
         self.skip = nn.Linear(2 * dim, dim)
 
     def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        h = self.trunk(torch.cat([x_t, self.features(t, labels), z], dim=1))
+        h = self.trunk(x_t, self.features(t, labels), z)
         return self.skip(torch.cat([self.out(h), x_t], dim=1))
 
 
@@ -73,7 +86,7 @@ class ToyDiscriminator(nn.Module):
         dim = int(data_shape[0])
         self.pairwise = bool(pairwise)
         self.features = _TimeLabelFeatures(time_dim, num_classes)
-        self.trunk = _mlp(dim * (2 if self.pairwise else 1) + time_dim, width, depth)
+        self.trunk = _Trunk([dim, time_dim] + ([dim] if self.pairwise else []), width, depth)
         self.logit = nn.Linear(width, 1)
         self.regression = nn.Linear(width, dim)
         self.denoised = nn.Linear(width, dim)
@@ -84,14 +97,14 @@ class ToyDiscriminator(nn.Module):
         if self.pairwise:
             if x_t is None:
                 raise ValueError("this discriminator judges pairs (pairwise=True): pass x_t")
-            inputs.insert(1, x_t)
-        h = self.trunk(torch.cat(inputs, dim=1))
+            inputs.append(x_t)
+        h = self.trunk(*inputs)
         logits = self.logit(h).squeeze(1)
         if not heads:
             return logits
         unknown = set(heads) - self.heads
         if unknown:
-            raise ValueError(f"unknown discriminator heads {sorted(unknown)}; this network has {sorted(self.heads)}")
+            raise ValueError(f"unknown discriminator heads {sorted(unknown)}; this network offers {sorted(self.heads)}")
         out = {"logits": logits}
         for name in heads:
             out[name] = getattr(self, name)(h)
