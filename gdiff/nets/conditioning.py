@@ -18,7 +18,7 @@ TIME_SCALE = 1000.0  # t in [0, 1] is embedded as t * TIME_SCALE, the usual rang
 
 
 def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Transformer-style features of ``t * TIME_SCALE``: [B] -> [B, dim] = [cos(w_k s), sin(w_k s)].
+    """Transformer-style features of ``t * TIME_SCALE``: [B] -> [B, dim] = [cos(w_k s), sin(w_k s)], dtype of t.
 
     Frequencies ``w_k = max_period ** (-k / (dim // 2))``, k = 0 .. dim // 2 - 1; an odd ``dim`` is
     padded with one zero column.
@@ -26,8 +26,9 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> T
     if t.ndim != 1:
         raise ValueError(f"time embedding expects times of shape [B], got {tuple(t.shape)}")
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = (t.float() * TIME_SCALE)[:, None] * freqs[None]
+    t = t if t.is_floating_point() else t.float()
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=t.dtype) / half)
+    args = (t * TIME_SCALE)[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
     if dim % 2:
         emb = nn.functional.pad(emb, (0, 1))

@@ -71,15 +71,15 @@ class ToyGenerator(nn.Module):
 
 
 class ToyDiscriminator(nn.Module):
-    """logits = D(x_prev, t, x_t): [B, D] -> [B]; heads ``regression`` and ``denoised`` ([B, D]).
+    """logits = D(x_prev, t, x_t): [B, D] -> [B]; optional heads ``regression`` and ``denoised`` ([B, D]).
 
     ``pairwise=False`` makes the marginal discriminator of SIDDM: x_t is never read.
     """
 
-    heads = frozenset({"regression", "denoised"})
+    HEADS = ("regression", "denoised")
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
-                 pairwise: bool = True, num_classes: int = 0) -> None:
+                 pairwise: bool = True, heads: Sequence[str] = (), num_classes: int = 0) -> None:
         super().__init__()
         if len(data_shape) != 1:
             raise ValueError(f"toy_discriminator handles vector data [D]; got data_shape {tuple(data_shape)}")
@@ -87,9 +87,13 @@ class ToyDiscriminator(nn.Module):
         self.pairwise = bool(pairwise)
         self.features = _TimeLabelFeatures(time_dim, num_classes)
         self.trunk = _Trunk([dim, time_dim] + ([dim] if self.pairwise else []), width, depth)
+        unknown = set(heads) - set(self.HEADS)
+        if unknown:
+            raise ValueError(f"discriminator.heads: unknown head(s) {sorted(unknown)}; toy_discriminator offers "
+                             f"{list(self.HEADS)}")
+        self.heads = frozenset(heads)
         self.logit = nn.Linear(width, 1)
-        self.regression = nn.Linear(width, dim)
-        self.denoised = nn.Linear(width, dim)
+        self.outputs = nn.ModuleDict({name: nn.Linear(width, dim) for name in sorted(self.heads)})
 
     def forward(self, x_prev: Tensor, t: Tensor, x_t: Tensor | None = None, labels: Tensor | None = None,
                 heads: Sequence[str] = ()) -> Tensor | dict[str, Tensor]:
@@ -107,5 +111,5 @@ class ToyDiscriminator(nn.Module):
             raise ValueError(f"unknown discriminator heads {sorted(unknown)}; this network offers {sorted(self.heads)}")
         out = {"logits": logits}
         for name in heads:
-            out[name] = getattr(self, name)(h)
+            out[name] = self.outputs[name](h)
         return out

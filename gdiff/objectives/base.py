@@ -126,16 +126,22 @@ class Objective:
         return _union([self._d_real, self._d_fake, self._g_fake, frozenset()]) - {"logits"}
 
     def check(self, D: nn.Module) -> None:
-        """Raise a ValueError if discriminator D cannot serve this objective."""
+        """Raise a ValueError unless D sees exactly what this objective needs (pairing and heads)."""
         pairwise = getattr(D, "pairwise", None)
         if self.trains_discriminator and pairwise is not None and pairwise != self.pairwise:
             need = "pairwise (sees x_t)" if self.pairwise else "marginal (never sees x_t)"
             raise ValueError(f"objective '{self.name}' needs a {need} discriminator; set "
                              f"discriminator.pairwise: {str(self.pairwise).lower()}")
-        missing = self.required_heads - set(getattr(D, "heads", frozenset()))
+        offered = set(getattr(D, "heads", frozenset()))
+        missing = self.required_heads - offered
         if missing:
             raise ValueError(f"objective '{self.name}' needs discriminator heads {sorted(missing)}, which "
-                             f"{type(D).__name__} does not offer (it has {sorted(getattr(D, 'heads', []))})")
+                             f"{type(D).__name__} does not offer (it has {sorted(offered)}); "
+                             f"set discriminator.heads: {sorted(self.required_heads)}")
+        unused = offered - self.required_heads
+        if unused:  # parameters without gradients: wasted work, and DDP would need find_unused_parameters
+            raise ValueError(f"discriminator heads {sorted(unused)} are never used by objective '{self.name}'; "
+                             f"set discriminator.heads: {sorted(self.required_heads)}")
 
     # ----------------------------------------------------------------------------------------- passes
     def _run_d(self, D: nn.Module, x: Tensor, pair: Pair, heads: frozenset[str]) -> dict[str, Tensor]:

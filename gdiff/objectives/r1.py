@@ -16,8 +16,9 @@ from gdiff.objectives.base import StepData, Term
 
 def r1_penalty(logits: Tensor, x_real: Tensor) -> Tensor:
     """E ||d sum(logits) / d x_real||^2 per sample, [B] logits of x_real [B, ...]; keeps the graph."""
-    (grad,) = torch.autograd.grad(logits.float().sum(), x_real, create_graph=True)
-    return grad.float().square().flatten(1).sum(1).mean()
+    (grad,) = torch.autograd.grad(logits.sum(), x_real, create_graph=True)
+    grad = grad.to(torch.promote_types(grad.dtype, torch.float32))  # accumulate in >= float32 under AMP
+    return grad.square().flatten(1).sum(1).mean()
 
 
 class R1Penalty(Term):
