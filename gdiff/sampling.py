@@ -7,6 +7,7 @@ the last step (down to the clean level) returns the posterior mean, i.e. adds no
 from __future__ import annotations
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
 from gdiff.diffusion import Schedule
@@ -14,8 +15,9 @@ from gdiff.diffusion import Schedule
 
 def draw_latent(G: nn.Module, batch: int, device: torch.device, dtype: torch.dtype = torch.float32,
                 generator: torch.Generator | None = None) -> Tensor:
-    """z ~ N(0, I) of shape [batch, G.z_dim]."""
-    return torch.randn(batch, G.z_dim, device=device, dtype=dtype, generator=generator)
+    """z ~ N(0, I) of shape [batch, G.z_dim] (G may be wrapped by DDP or torch.compile)."""
+    z_dim = extract_model_from_parallel(G).z_dim
+    return torch.randn(batch, z_dim, device=device, dtype=dtype, generator=generator)
 
 
 @torch.no_grad()

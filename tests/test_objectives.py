@@ -64,7 +64,8 @@ def test_marginal_discriminator_never_sees_x_t():
             return super().forward(x_prev, t, x_t, labels, heads)
 
     torch.manual_seed(0)
-    G, D = ToyGenerator((2,), width=16, depth=1), Spy((2,), width=16, depth=1, pairwise=False, heads=("regression", "denoised"))
+    G = ToyGenerator((2,), width=16, depth=1)
+    D = Spy((2,), width=16, depth=1, pairwise=False, heads=("regression", "denoised"))
     objective = objectives.siddm(denoise_weight=1.0)
     objective.discriminator_loss(G, D, Schedule.cosine(2), X0)
     objective.generator_loss(G, D, Schedule.cosine(2), X0)
