@@ -3,6 +3,9 @@
 Generator: ``h = MLP(W_x x_t + W_e e(t) + W_z z)``, then ``x0' = Linear([h_out, x_t])`` (learned skip from x_t).
 Discriminator: a shared trunk ``MLP(W_x x_prev + W_t x_t + W_e e(t))`` with one linear head per output.
 
+``scale`` preconditions unnormalised data (``data.normalize: false``): both networks divide the points they
+read by it, the generator multiplies its x0 prediction by it and the discriminator its point-valued heads.
+
 Each input group has its own first-layer projection (summed), so that its initial weights are scaled by its
 own fan-in: with one concatenated layer, a 2-D point beside 32 time features gets weights ~ 1/sqrt(34) and
 the network starts out nearly linear in x, which stalls a discriminator on low-dimensional data.
@@ -54,8 +57,11 @@ class ToyGenerator(nn.Module):
     """x0' = G(x_t, t, z): x_t [B, D], t [B], z [B, z_dim] -> [B, D]."""
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
-                 z_dim: int | None = None, num_classes: int = 0) -> None:
+                 z_dim: int | None = None, num_classes: int = 0, scale: float = 1.0) -> None:
         super().__init__()
+        if scale <= 0:
+            raise ValueError(f"generator.scale must be > 0, got {scale}")
+        self.scale = float(scale)
         if len(data_shape) != 1:
             raise ValueError(f"toy_generator handles vector data [D]; got data_shape {tuple(data_shape)}")
         dim = int(data_shape[0])
@@ -66,8 +72,9 @@ class ToyGenerator(nn.Module):
         self.skip = nn.Linear(2 * dim, dim)
 
     def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        x_t = x_t / self.scale
         h = self.trunk(x_t, self.features(t, labels), z)
-        return self.skip(torch.cat([self.out(h), x_t], dim=1))
+        return self.skip(torch.cat([self.out(h), x_t], dim=1)) * self.scale
 
 
 class ToyDiscriminator(nn.Module):
@@ -79,8 +86,12 @@ class ToyDiscriminator(nn.Module):
     HEADS = ("regression", "denoised")
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
-                 pairwise: bool = True, heads: Sequence[str] = (), num_classes: int = 0) -> None:
+                 pairwise: bool = True, heads: Sequence[str] = (), num_classes: int = 0,
+                 scale: float = 1.0) -> None:
         super().__init__()
+        if scale <= 0:
+            raise ValueError(f"discriminator.scale must be > 0, got {scale}")
+        self.scale = float(scale)
         if len(data_shape) != 1:
             raise ValueError(f"toy_discriminator handles vector data [D]; got data_shape {tuple(data_shape)}")
         dim = int(data_shape[0])
@@ -97,11 +108,11 @@ class ToyDiscriminator(nn.Module):
 
     def forward(self, x_prev: Tensor, t: Tensor, x_t: Tensor | None = None, labels: Tensor | None = None,
                 heads: Sequence[str] = ()) -> Tensor | dict[str, Tensor]:
-        inputs = [x_prev, self.features(t, labels)]
+        inputs = [x_prev / self.scale, self.features(t, labels)]
         if self.pairwise:
             if x_t is None:
                 raise ValueError("this discriminator judges pairs (pairwise=True): pass x_t")
-            inputs.append(x_t)
+            inputs.append(x_t / self.scale)
         h = self.trunk(*inputs)
         logits = self.logit(h).squeeze(1)
         if not heads:
@@ -111,5 +122,5 @@ class ToyDiscriminator(nn.Module):
             raise ValueError(f"unknown discriminator heads {sorted(unknown)}; this network offers {sorted(self.heads)}")
         out = {"logits": logits}
         for name in heads:
-            out[name] = self.outputs[name](h)
+            out[name] = self.outputs[name](h) * self.scale
         return out
