@@ -3,17 +3,18 @@
 * input: ``cat(x_prev, x_t)`` on channels (``pairwise=True``, DDGAN) or x_prev alone (``pairwise=False``,
   SIDDM's marginal discriminator: x_t is never read);
 * ``e = LeakyReLU(TimeEmbedding(t) [+ ClassEmbedding(labels)])`` of width ``t_emb_dim``;
-* 1x1 conv to ``2 ch``, then down blocks. Down block: ``h = conv3x3(LeakyReLU(x)) + Linear(e)``,
+* 1x1 conv to ``2 channels``, then down blocks. Down block: ``h = conv3x3(LeakyReLU(x)) + Linear(e)``,
   ``h = LeakyReLU(h)``, FIR-downsample h and x (if the block downsamples), ``h = conv3x3(h)`` (near-zero
   init), ``out = (h + conv1x1(x)) / sqrt 2`` (skip conv without bias);
 * minibatch standard deviation (groups of ``min(4, B)`` samples, one feature): the std over each group,
   averaged over channels and positions, appended as a channel;
-* 3x3 conv, LeakyReLU, sum over positions -> feature f [B, 8 ch]; ``logit = Linear(f)``, plus
+* 3x3 conv, LeakyReLU, sum over positions -> feature f [B, 8 channels]; ``logit = Linear(f)``, plus
   ``<ProjEmbedding(labels), f>`` with ``projection=True`` (class-conditional projection discriminator).
 
 No normalisation layers. LeakyReLU slope 0.2 throughout.
-Small (32 px): widths 2ch -> 2ch -> 4ch (down) -> 8ch (down) -> 8ch (down): 12.7 M parameters at ch=64.
-Large (256 px): 2ch -> 4ch -> 8ch -> 8ch -> 8ch -> 8ch -> 8ch, each block downsampling: 27.7 M at ch=64.
+Widths in units of ``channels`` (DDGAN's ``ngf``), 12.7 M and 27.7 M parameters at ``channels=64``:
+small (32 px) 2 -> 2 -> 4 (down) -> 8 (down) -> 8 (down); large (256 px) 2 -> 4 -> 8 -> 8 -> 8 -> 8 -> 8,
+every block halving the resolution.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class DownBlock(nn.Module):
 class DDGANDiscriminator(nn.Module):
     """logits = D(x_prev, t, x_t=None, labels=None): x_prev, x_t [B, C, H, W], t [B] in [0, 1] -> [B].
 
-    ``layout`` lists (width multiplier of ``ch``, downsample?) per down block; the subclasses fix the
+    ``layout`` lists (width multiplier of ``channels``, downsample?) per down block; the subclasses fix the
     paper's two layouts. ``heads`` is empty: this network only gives the real/fake logit.
     """
 
@@ -78,8 +79,8 @@ class DDGANDiscriminator(nn.Module):
     heads: frozenset[str] = frozenset()
     layout: tuple[tuple[int, bool], ...] = ()
 
-    def __init__(self, data_shape: Sequence[int], ch: int = 64, t_emb_dim: int = 256, pairwise: bool = True,
-                 num_classes: int = 0, projection: bool = False,
+    def __init__(self, data_shape: Sequence[int], channels: int = 64, t_emb_dim: int = 256,
+                 pairwise: bool = True, num_classes: int = 0, projection: bool = False,
                  fir_taps: Sequence[float] = DEFAULT_TAPS) -> None:
         super().__init__()
         name = type(self).registry_name
@@ -89,20 +90,21 @@ class DDGANDiscriminator(nn.Module):
         if data_shape[1] % 2 ** downs or data_shape[2] % 2 ** downs:
             raise ValueError(f"{name}: {downs} downsamplings need H and W divisible by {2 ** downs}, "
                              f"got data_shape {tuple(data_shape)}")
-        if ch < 1 or t_emb_dim < 1:
-            raise ValueError(f"{name}: ch and t_emb_dim must be >= 1, got ch={ch}, t_emb_dim={t_emb_dim}")
+        if channels < 1 or t_emb_dim < 1:
+            raise ValueError(f"{name}: channels and t_emb_dim must be >= 1, got channels={channels}, "
+                             f"t_emb_dim={t_emb_dim}")
         if projection and not num_classes:
             raise ValueError(f"{name}.projection needs a class-conditional data set (num_classes > 0)")
         self.pairwise = bool(pairwise)
         self.time_embed = TimeEmbedding(t_emb_dim)
         self.class_embed = ClassEmbedding(num_classes, t_emb_dim) if num_classes else None
         in_ch = data_shape[0] * (2 if self.pairwise else 1)
-        width = 2 * ch
+        width = 2 * channels
         self.conv_in = conv2d(in_ch, width, 1)
         blocks = []
         for mult, down in self.layout:
-            blocks.append(DownBlock(width, ch * mult, t_emb_dim, down, fir_taps))
-            width = ch * mult
+            blocks.append(DownBlock(width, channels * mult, t_emb_dim, down, fir_taps))
+            width = channels * mult
         self.blocks = nn.ModuleList(blocks)
         self.conv_out = conv2d(width + 1, width, 3, scale=NEAR_ZERO)
         self.linear = init_conv_(nn.Linear(width, 1))

@@ -1,17 +1,19 @@
 """NCSN++ U-Net generator with a latent z (DDGAN's generator): ``x0' = G(x_t, t, z, labels)``.
 
-Layout (L = len(ch_mult) levels, resolution r_i = image_size / 2^i, width c_i = ch * ch_mult[i]):
+Layout (L = len(channel_mult) levels; level i works at image_size / 2^i pixels with
+channels * channel_mult[i] feature maps):
 
-* conditioning: ``e = TimeEmbedding(t)`` (sinusoidal features of width ``ch`` -> MLP to ``4 ch``), plus a
-  class embedding when ``num_classes > 0``; every residual block adds ``Linear(SiLU(e))`` as a per-channel
-  bias. ``w = LatentMapping(z)`` (PixelNorm, Linear z_dim -> w_dim, then ``n_mlp`` x Linear w_dim -> w_dim,
-  SiLU after each) drives the adaptive GroupNorm of every residual block.
-* encoder: 3x3 conv to ``ch``; per level ``num_res_blocks`` residual blocks (self-attention after each one
-  at resolutions in ``attn_resolutions``), then (except at the last level) a down-sampling residual block
-  and the residual input pyramid: ``p <- (FIRConvDownsample(p) + h) / sqrt 2``, ``h <- p`` (p starts as x_t).
+* conditioning: ``e = TimeEmbedding(t)`` (sinusoidal features of width ``channels``, MLP to ``4 channels``),
+  plus a class embedding when ``num_classes > 0``; every residual block adds ``Linear(SiLU(e))`` as a
+  per-channel bias. ``w = LatentMapping(z)`` (PixelNorm, then ``mapping_layers`` x (Linear to w_dim, SiLU))
+  drives the adaptive GroupNorm of every residual block.
+* encoder: 3x3 conv to ``channels``; per level ``num_res_blocks`` residual blocks (self-attention after
+  each one at the levels in ``attention_resolutions``), then (except at the last level) a down-sampling
+  residual block and the residual input pyramid: ``p <- (FIRConvDownsample(p) + h) / sqrt 2``, ``h <- p``
+  (p starts as x_t).
 * middle: residual block, self-attention, residual block.
 * decoder: per level from the bottom, ``num_res_blocks + 1`` residual blocks on ``cat(h, skip)``,
-  self-attention at ``attn_resolutions``, then an up-sampling residual block (except at the top).
+  self-attention at ``attention_resolutions``, then an up-sampling residual block (except at the top).
 * output: GroupNorm, SiLU, 3x3 conv (near-zero init), tanh.
 
 Residual block (BigGAN-style with adaptive GroupNorm): ``h = SiLU(AdaGN(x, w))``, FIR-resample h and x if
@@ -54,7 +56,7 @@ def conv2d(in_ch: int, out_ch: int, kernel_size: int, scale: float = 1.0, bias: 
 def _groups(channels: int) -> int:
     groups = min(channels // 4, 32)
     if groups < 1 or channels % groups:
-        raise ValueError(f"ncsnpp.ch / ch_mult: a feature width of {channels} does not split into "
+        raise ValueError(f"ncsnpp.channels / channel_mult: a feature width of {channels} does not split into "
                          f"min(C // 4, 32) = {groups} GroupNorm groups; use multiples of 32 above 128")
     return groups
 
@@ -91,38 +93,40 @@ class NCSNppGenerator(nn.Module):
     """x0' = G(x_t, t, z, labels): x_t [B, C, H, H], t [B] in [0, 1], z [B, z_dim], labels [B] or None
     -> [B, C, H, H] in [-1, 1].
 
-    ``n_mlp`` counts the w_dim -> w_dim layers of the mapping network after its first layer (DDGAN's
-    ``--n_mlp``). Paper configurations: CIFAR-10 ``ch=128, ch_mult=(1, 2, 2, 2), n_mlp=4`` (48.4 M
-    parameters); 256 px ``ch=64, ch_mult=(1, 1, 2, 2, 4, 4), n_mlp=3`` (39.7 M); attention at 16 in both.
+    ``mapping_layers`` counts every Linear of the mapping network: DDGAN's ``--n_mlp N`` is N + 1.
+    Paper configurations (attention at 16 px in both): CIFAR-10 ``channels=128, channel_mult=(1, 2, 2, 2),
+    mapping_layers=5`` (48.4 M parameters); 256 px ``channels=64, channel_mult=(1, 1, 2, 2, 4, 4),
+    mapping_layers=4`` (39.7 M). ``num_heads`` splits each attention layer into heads (1 in NCSN++).
     """
 
-    def __init__(self, data_shape: Sequence[int], ch: int = 128, ch_mult: Sequence[int] = (1, 2, 2, 2),
-                 num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (16,), attn_heads: int = 1,
-                 dropout: float = 0.0, z_dim: int = 100, w_dim: int = 256, n_mlp: int = 4,
+    def __init__(self, data_shape: Sequence[int], channels: int = 128,
+                 channel_mult: Sequence[int] = (1, 2, 2, 2), num_res_blocks: int = 2,
+                 attention_resolutions: Sequence[int] = (16,), num_heads: int = 1,
+                 dropout: float = 0.0, z_dim: int = 100, w_dim: int = 256, mapping_layers: int = 5,
                  fir_taps: Sequence[float] = DEFAULT_TAPS, num_classes: int = 0) -> None:
         super().__init__()
-        channels, size = _check_config(data_shape, ch, ch_mult, num_res_blocks, attn_resolutions, z_dim,
-                                       n_mlp)
+        image_channels, size = _check_config(data_shape, channels, channel_mult, num_res_blocks,
+                                             attention_resolutions, z_dim, mapping_layers)
         self.z_dim = int(z_dim)
-        temb_dim = 4 * ch
-        self.time_embed = TimeEmbedding(temb_dim, freq_dim=ch)
+        temb_dim = 4 * channels
+        self.time_embed = TimeEmbedding(temb_dim, freq_dim=channels)
         self.class_embed = ClassEmbedding(num_classes, temb_dim) if num_classes else None
-        self.mapping = LatentMapping(self.z_dim, w_dim, n_mlp + 1)
+        self.mapping = LatentMapping(self.z_dim, w_dim, mapping_layers)
         self.act = nn.SiLU()
 
         def block(in_ch: int, out_ch: int, **kw: bool) -> ResBlock:
             return ResBlock(in_ch, out_ch, temb_dim, w_dim, dropout=dropout, taps=fir_taps, **kw)
 
         def attention(width: int, level: int) -> nn.Module:
-            use = size >> level in attn_resolutions
-            return SelfAttention2d(width, num_heads=attn_heads) if use else nn.Identity()
+            use = size >> level in attention_resolutions
+            return SelfAttention2d(width, num_heads=num_heads) if use else nn.Identity()
 
-        widths = [ch * m for m in ch_mult]
+        widths = [channels * m for m in channel_mult]
         last = len(widths) - 1
-        self.conv_in = conv2d(channels, ch, 3)
+        self.conv_in = conv2d(image_channels, channels, 3)
         self.enc_blocks, self.enc_attn = nn.ModuleList(), nn.ModuleList()
         self.enc_down, self.pyramid = nn.ModuleList(), nn.ModuleList()
-        skip_widths, width, pyramid_width = [ch], ch, channels
+        skip_widths, width, pyramid_width = [channels], channels, image_channels
         for level, out_ch in enumerate(widths):
             blocks, attns = nn.ModuleList(), nn.ModuleList()
             for _ in range(num_res_blocks):
@@ -141,7 +145,7 @@ class NCSNppGenerator(nn.Module):
                 skip_widths.append(width)
 
         self.mid = nn.ModuleList([block(width, width), block(width, width)])
-        self.mid_attn = SelfAttention2d(width, num_heads=attn_heads)
+        self.mid_attn = SelfAttention2d(width, num_heads=num_heads)
 
         self.dec_blocks, self.dec_attn, self.dec_up = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for level in reversed(range(len(widths))):  # stored from the bottom level up
@@ -155,7 +159,7 @@ class NCSNppGenerator(nn.Module):
                 self.dec_up.append(block(width, width, up=True))
 
         self.norm_out = nn.GroupNorm(_groups(width), width, eps=1e-6)
-        self.conv_out = conv2d(width, channels, 3, scale=NEAR_ZERO)
+        self.conv_out = conv2d(width, image_channels, 3, scale=NEAR_ZERO)
 
     def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
         batch = x_t.shape[0]
@@ -190,25 +194,28 @@ class NCSNppGenerator(nn.Module):
         return torch.tanh(self.conv_out(self.act(self.norm_out(h))))
 
 
-def _check_config(data_shape: Sequence[int], ch: int, ch_mult: Sequence[int], num_res_blocks: int,
-                  attn_resolutions: Sequence[int], z_dim: int, n_mlp: int) -> tuple[int, int]:
+def _check_config(data_shape: Sequence[int], channels: int, channel_mult: Sequence[int], num_res_blocks: int,
+                  attention_resolutions: Sequence[int], z_dim: int, mapping_layers: int) -> tuple[int, int]:
     """Validate the recipe keys; returns (image channels, image size)."""
     if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
         raise ValueError(f"ncsnpp: data_shape must be [C, H, H] (square images), got {tuple(data_shape)}")
-    channels, size = int(data_shape[0]), int(data_shape[1])
-    if ch < 4 or ch % 4:
-        raise ValueError(f"ncsnpp.ch must be a positive multiple of 4 (GroupNorm groups), got {ch}")
-    if not ch_mult or any(int(m) < 1 for m in ch_mult):
-        raise ValueError(f"ncsnpp.ch_mult must be a non-empty list of positive ints, got {list(ch_mult)}")
-    if size % 2 ** (len(ch_mult) - 1):
-        raise ValueError(f"ncsnpp.ch_mult: {len(ch_mult)} levels need the image size {size} to be divisible "
-                         f"by {2 ** (len(ch_mult) - 1)}")
+    image_channels, size = int(data_shape[0]), int(data_shape[1])
+    if channels < 4 or channels % 4:
+        raise ValueError(f"ncsnpp.channels must be a positive multiple of 4 (GroupNorm groups), "
+                         f"got {channels}")
+    if not channel_mult or any(int(m) < 1 for m in channel_mult):
+        raise ValueError(f"ncsnpp.channel_mult must be a non-empty list of positive ints, "
+                         f"got {list(channel_mult)}")
+    if size % 2 ** (len(channel_mult) - 1):
+        raise ValueError(f"ncsnpp.channel_mult: {len(channel_mult)} levels need the image size {size} to be "
+                         f"divisible by {2 ** (len(channel_mult) - 1)}")
     if num_res_blocks < 1:
         raise ValueError(f"ncsnpp.num_res_blocks must be >= 1, got {num_res_blocks}")
-    resolutions = {size >> i for i in range(len(ch_mult))}
-    if not set(attn_resolutions) <= resolutions:
-        raise ValueError(f"ncsnpp.attn_resolutions {list(attn_resolutions)} must be among the resolutions "
-                         f"{sorted(resolutions)}")
-    if z_dim < 1 or n_mlp < 0:
-        raise ValueError(f"ncsnpp: z_dim must be >= 1 and n_mlp >= 0, got z_dim={z_dim}, n_mlp={n_mlp}")
-    return channels, size
+    resolutions = {size >> i for i in range(len(channel_mult))}
+    if not set(attention_resolutions) <= resolutions:
+        raise ValueError(f"ncsnpp.attention_resolutions {list(attention_resolutions)} must be among the "
+                         f"levels' resolutions {sorted(resolutions)}")
+    if z_dim < 1 or mapping_layers < 1:
+        raise ValueError(f"ncsnpp: z_dim and mapping_layers must be >= 1, got z_dim={z_dim}, "
+                         f"mapping_layers={mapping_layers}")
+    return image_channels, size

@@ -10,12 +10,12 @@ from gdiff.nets import build
 from gdiff.nets.ddgan_discriminator import DDGANLargeDiscriminator, DDGANSmallDiscriminator, minibatch_stddev
 
 SHAPE = (3, 16, 16)
-TINY = dict(ch=8, t_emb_dim=16)
+TINY = dict(channels=8, t_emb_dim=16)
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """Tiny configs run single-threaded: on a shared 2-core machine the thread hand-off costs more than the work."""
+    """Tiny configs run single-threaded: on a shared 2-core machine, thread hand-offs cost more."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -46,9 +46,10 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
-@pytest.mark.parametrize(("kind", "size", "paper"), [("ddgan_small", 32, 12.7e6), ("ddgan_large", 256, 27.7e6)])
+@pytest.mark.parametrize(("kind", "size", "paper"),
+                         [("ddgan_small", 32, 12.7e6), ("ddgan_large", 256, 27.7e6)])
 def test_paper_parameter_counts(kind, size, paper):
-    D = build({"type": kind, "ch": 64}, data_shape=(3, size, size))
+    D = build({"type": kind, "channels": 64}, data_shape=(3, size, size))
     assert abs(n_params(D) / paper - 1) < 0.02
 
 

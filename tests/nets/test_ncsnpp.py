@@ -9,13 +9,14 @@ from torch import nn
 from gdiff.nets import build
 from gdiff.nets.ncsnpp import NCSNppGenerator
 
-TINY = dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,), z_dim=8, w_dim=16, n_mlp=1)
+TINY = dict(channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(8,), z_dim=8, w_dim=16,
+            mapping_layers=2)
 SHAPE = (3, 16, 16)
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """Tiny configs run single-threaded: on a shared 2-core machine the thread hand-off costs more than the work."""
+    """Tiny configs run single-threaded: on a shared 2-core machine, thread hand-offs cost more."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -51,8 +52,8 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize(("config", "paper"), [
-    (dict(data_shape=(3, 32, 32), ch=128, ch_mult=(1, 2, 2, 2), n_mlp=4, attn_resolutions=(16,)), 48.4e6),
-    (dict(data_shape=(3, 256, 256), ch=64, ch_mult=(1, 1, 2, 2, 4, 4), n_mlp=3, attn_resolutions=(16,)), 39.7e6),
+    (dict(data_shape=(3, 32, 32), channels=128, channel_mult=(1, 2, 2, 2), mapping_layers=5), 48.4e6),
+    (dict(data_shape=(3, 256, 256), channels=64, channel_mult=(1, 1, 2, 2, 4, 4), mapping_layers=4), 39.7e6),
 ])
 def test_paper_parameter_counts(config, paper):
     assert abs(n_params(build({"type": "ncsnpp", **config})) / paper - 1) < 0.02
@@ -92,10 +93,10 @@ def test_every_parameter_gets_a_gradient():
 
 
 def test_bad_config_names_the_key():
-    with pytest.raises(ValueError, match="attn_resolutions"):
-        NCSNppGenerator(SHAPE, **{**TINY, "attn_resolutions": (4,)})
-    with pytest.raises(ValueError, match="ch_mult"):
-        NCSNppGenerator((3, 12, 12), **{**TINY, "ch_mult": (1, 2, 2, 2), "attn_resolutions": ()})
+    with pytest.raises(ValueError, match="attention_resolutions"):
+        NCSNppGenerator(SHAPE, **{**TINY, "attention_resolutions": (4,)})
+    with pytest.raises(ValueError, match="channel_mult"):
+        NCSNppGenerator((3, 12, 12), **{**TINY, "channel_mult": (1, 2, 2, 2), "attention_resolutions": ()})
     with pytest.raises(ValueError, match="bogus"):
         build({"type": "ncsnpp", "bogus": 1}, data_shape=SHAPE)
     with pytest.raises(ValueError, match="z must have shape"):
@@ -126,8 +127,8 @@ def test_bf16_autocast_matches_plain():
 def test_torch_compile_matches_plain():
     """Whole graph (no breaks) through inductor; a micro config keeps code generation to about a minute."""
     torch.manual_seed(0)
-    G = wake_up_(NCSNppGenerator((3, 8, 8), ch=8, ch_mult=(1, 1), num_res_blocks=1, attn_resolutions=(4,),
-                                 z_dim=4, w_dim=8, n_mlp=0))
+    G = wake_up_(NCSNppGenerator((3, 8, 8), channels=8, channel_mult=(1, 1), num_res_blocks=1,
+                                 attention_resolutions=(4,), z_dim=4, w_dim=8, mapping_layers=1))
     x, t, z = torch.randn(2, 3, 8, 8), torch.rand(2), torch.randn(2, 4)
     with torch.no_grad():
         plain = G(x, t, z)
