@@ -5,6 +5,8 @@ Discriminator: a shared trunk ``MLP(W_x x_prev + W_t x_t + W_e e(t))`` with one 
 
 ``scale`` preconditions unnormalised data (``data.normalize: false``): both networks divide the points they
 read by it, the generator multiplies its x0 prediction by it and the discriminator its point-valued heads.
+``fourier_features: n`` adds ``2 n`` fixed random Fourier features (frequencies ~ N(0, ``fourier_scale``^2))
+of each (scaled) point input as one more input group; ``activation`` is silu, relu or leaky_relu (0.2).
 
 Each input group has its own first-layer projection (summed), so that its initial weights are scaled by its
 own fan-in: with one concatenated layer, a 2-D point beside 32 time features gets weights ~ 1/sqrt(34) and
@@ -20,22 +22,39 @@ from torch import Tensor, nn
 
 from gdiff.nets.conditioning import ClassEmbedding, sinusoidal_embedding
 
+ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
+
 
 class _Trunk(nn.Module):
-    """inputs [B, d_i] -> [B, width]: SiLU(sum_i W_i x_i + b), then ``depth - 1`` x (Linear, SiLU)."""
+    """inputs [B, d_i] -> [B, width]: act(sum_i W_i x_i + b), then ``depth - 1`` x (Linear, act)."""
 
-    def __init__(self, input_dims: Sequence[int], width: int, depth: int) -> None:
+    def __init__(self, input_dims: Sequence[int], width: int, depth: int, activation: str = "silu") -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"toy networks need depth >= 1 and width >= 1, got depth={depth}, width={width}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        act = ACTIVATIONS[activation]
         self.inputs = nn.ModuleList(nn.Linear(d, width, bias=i == 0) for i, d in enumerate(input_dims))
-        layers: list[nn.Module] = [nn.SiLU()]
+        layers: list[nn.Module] = [act()]
         for _ in range(depth - 1):
-            layers += [nn.Linear(width, width), nn.SiLU()]
+            layers += [nn.Linear(width, width), act()]
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, *xs: Tensor) -> Tensor:
         return self.mlp(sum(proj(x) for proj, x in zip(self.inputs, xs, strict=True)))
+
+
+class _Fourier(nn.Module):
+    """x [B, D] -> [B, 2 n] = [sin(2 pi x W), cos(2 pi x W)] with fixed W ~ N(0, sigma^2) [D, n] (Tancik et al.)."""
+
+    def __init__(self, dim: int, num: int, sigma: float) -> None:
+        super().__init__()
+        self.register_buffer("freqs", torch.randn(dim, num) * sigma)
+
+    def forward(self, x: Tensor) -> Tensor:
+        args = 2 * torch.pi * x @ self.freqs.to(x.dtype)
+        return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
 
 class _TimeLabelFeatures(nn.Module):
@@ -57,7 +76,8 @@ class ToyGenerator(nn.Module):
     """x0' = G(x_t, t, z): x_t [B, D], t [B], z [B, z_dim] -> [B, D]."""
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
-                 z_dim: int | None = None, num_classes: int = 0, scale: float = 1.0) -> None:
+                 z_dim: int | None = None, num_classes: int = 0, scale: float = 1.0, activation: str = "silu",
+                 fourier_features: int = 0, fourier_scale: float = 1.0) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"generator.scale must be > 0, got {scale}")
@@ -67,13 +87,16 @@ class ToyGenerator(nn.Module):
         dim = int(data_shape[0])
         self.z_dim = int(z_dim or dim)
         self.features = _TimeLabelFeatures(time_dim, num_classes)
-        self.trunk = _Trunk([dim, time_dim, self.z_dim], width, depth)
+        self.fourier = _Fourier(dim, fourier_features, fourier_scale) if fourier_features else None
+        groups = [dim, time_dim, self.z_dim] + ([2 * fourier_features] if self.fourier else [])
+        self.trunk = _Trunk(groups, width, depth, activation)
         self.out = nn.Linear(width, dim)
         self.skip = nn.Linear(2 * dim, dim)
 
     def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
         x_t = x_t / self.scale
-        h = self.trunk(x_t, self.features(t, labels), z)
+        inputs = [x_t, self.features(t, labels), z] + ([self.fourier(x_t)] if self.fourier else [])
+        h = self.trunk(*inputs)
         return self.skip(torch.cat([self.out(h), x_t], dim=1)) * self.scale
 
 
@@ -87,7 +110,8 @@ class ToyDiscriminator(nn.Module):
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
                  pairwise: bool = True, heads: Sequence[str] = (), num_classes: int = 0,
-                 scale: float = 1.0) -> None:
+                 scale: float = 1.0, activation: str = "silu", fourier_features: int = 0,
+                 fourier_scale: float = 1.0) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"discriminator.scale must be > 0, got {scale}")
@@ -97,7 +121,10 @@ class ToyDiscriminator(nn.Module):
         dim = int(data_shape[0])
         self.pairwise = bool(pairwise)
         self.features = _TimeLabelFeatures(time_dim, num_classes)
-        self.trunk = _Trunk([dim, time_dim] + ([dim] if self.pairwise else []), width, depth)
+        self.fourier = _Fourier(dim, fourier_features, fourier_scale) if fourier_features else None
+        points = 2 if self.pairwise else 1
+        groups = [dim, time_dim] + [dim] * (points - 1) + [2 * fourier_features] * (points if self.fourier else 0)
+        self.trunk = _Trunk(groups, width, depth, activation)
         unknown = set(heads) - set(self.HEADS)
         if unknown:
             raise ValueError(f"discriminator.heads: unknown head(s) {sorted(unknown)}; toy_discriminator offers "
@@ -113,6 +140,8 @@ class ToyDiscriminator(nn.Module):
             if x_t is None:
                 raise ValueError("this discriminator judges pairs (pairwise=True): pass x_t")
             inputs.append(x_t / self.scale)
+        if self.fourier is not None:
+            inputs += [self.fourier(inputs[0])] + ([self.fourier(inputs[2])] if self.pairwise else [])
         h = self.trunk(*inputs)
         logits = self.logit(h).squeeze(1)
         if not heads:
