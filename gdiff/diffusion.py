@@ -145,7 +145,7 @@ class Schedule:
 
     # --------------------------------------------------------------------------------- time handling
     def _as_times(self, tau: Tensor | float) -> Tensor:
-        tau = torch.as_tensor(tau)
+        tau = tau if isinstance(tau, Tensor) else torch.as_tensor(tau, dtype=torch.float64)
         if not tau.is_floating_point():
             tau = tau.to(torch.float64)
         if torch.isnan(tau).any() or (tau < 0).any() or (tau > 1).any():
