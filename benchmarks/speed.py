@@ -1,0 +1,255 @@
+"""Speed of the paper networks: sampling, training iterations, achieved GFLOP/s and peak memory.
+
+For each recipe (CIFAR-10 DDGAN, ImageNet-64 SIDDM) and each case:
+
+* ``sample``: NFE-T reverse chain ``gdiff.sampling.sample`` on a batch; images/s.
+* ``train``: one training iteration without R1 (a step where lazy R1 is off): zero grads, D loss backward
+  (G frozen), G loss backward (D frozen), both Adam steps; images/s.
+* ``train_r1``: the same on an R1 step (lazy-R1 step 0); only for objectives with an R1 term.
+
+Each (recipe, case, dtype, layout) runs in its own subprocess, so its peak resident memory (``ru_maxrss``)
+is its own; ``working MB`` is that peak minus the resident memory after building the networks and inputs.
+FLOPs of one call are counted with ``torch.utils.flop_counter.FlopCounterMode`` (matmul, conv, attention;
+forward and backward). The machine's float32 matmul rate is measured in the same subprocess, interleaved
+with the timed repeats (the machine is shared: compare the ratio, not the absolute numbers); bf16 cases
+also measure the bf16 matmul rate and the relative error of the bf16 samples against float32 ones drawn
+with the same seeds. Networks are freshly initialised; their near-zero-initialised output layers get
+unit-scale weights so that samples are not trivially zero (this changes no cost).
+
+    python benchmarks/speed.py --out benchmarks/results/speed.md
+    python benchmarks/speed.py --recipes cifar10_ddgan --dtype fp32 bf16 --layout contiguous channels_last
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from gdiff import objectives
+from gdiff.diffusion import Schedule
+from gdiff.nets import build
+from gdiff.objectives.r1 import R1Penalty
+from gdiff.recipes import parse_yaml
+from gdiff.sampling import sample
+
+ROOT = Path(__file__).resolve().parents[1]
+# recipe -> data shape, classes, batch size and the objective used when the recipe has no objective section
+RECIPES = {
+    "cifar10_ddgan": dict(shape=(3, 32, 32), num_classes=0, batch=8,
+                          objective=lambda: objectives.ddgan(r1_gamma=0.02, lazy_reg=15)),
+    "imagenet64_siddm": dict(shape=(3, 64, 64), num_classes=1000, batch=2,
+                             objective=lambda: objectives.siddm(afd_weight=1.0, denoise_weight=1.0)),
+}
+CASES = ("sample", "train", "train_r1")
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+class GlobalFlopCounter(FlopCounterMode):
+    """``FlopCounterMode`` counting only the global total. Its per-module tracker installs backward hooks that
+    break ``torch.autograd.grad`` (R1's gradient penalty), so it is replaced by a tracker of no modules."""
+
+    class _NoModules:
+        parents = ("Global",)
+
+        def __enter__(self) -> None: ...
+
+        def __exit__(self, *args: object) -> None: ...
+
+    def __init__(self) -> None:
+        super().__init__(display=False)
+        self.mod_tracker = self._NoModules()
+
+
+def matmul_rate(dtype: torch.dtype = torch.float32, n: int = 2048) -> float:
+    """GFLOP/s of one n x n matmul (after one warm-up)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    a @ b
+    return 2 * n**3 / (time.perf_counter() - start) / 1e9
+
+
+def wake_up_(model: nn.Module) -> None:
+    """Unit-scale (Xavier) weights for the convolutions that start at or near zero."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.weight.abs().max() < 1e-3:
+            nn.init.xavier_uniform_(m.weight)
+
+
+def load_recipe(recipe: str) -> tuple[dict, objectives.Objective]:
+    """The recipe's raw sections and its objective (the recipe's own section, else the default above)."""
+    raw = parse_yaml((ROOT / "recipes" / f"{recipe}.yaml").read_text())
+    obj = objectives.from_config(raw["objective"]) if "objective" in raw else RECIPES[recipe]["objective"]()
+    return raw, obj
+
+
+def build_case(recipe: str, layout: str) -> dict:
+    spec = RECIPES[recipe]
+    raw, obj = load_recipe(recipe)
+    torch.manual_seed(0)
+    G = build(raw["generator"], data_shape=spec["shape"], num_classes=spec["num_classes"], where="generator")
+    D = build(raw["discriminator"], data_shape=spec["shape"], num_classes=spec["num_classes"],
+              where="discriminator")
+    wake_up_(G)
+    schedule = Schedule.from_config(raw["diffusion"])
+    obj.check(D)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
+    batch = spec["batch"]
+    gen = torch.Generator().manual_seed(1)
+    x0 = (torch.rand(batch, *spec["shape"], generator=gen) * 2 - 1).contiguous(memory_format=fmt)
+    labels = torch.randint(spec["num_classes"], (batch,), generator=gen) if spec["num_classes"] else None
+    return dict(G=G, D=D, schedule=schedule, obj=obj, x0=x0, labels=labels, batch=batch, fmt=fmt)
+
+
+def sampler(c: dict, autocast: torch.dtype | None, seed: int = 2) -> Callable[[], torch.Tensor]:
+    x_T = torch.randn(c["x0"].shape, generator=torch.Generator().manual_seed(seed)).contiguous(
+        memory_format=c["fmt"])
+
+    def run() -> torch.Tensor:
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            return sample(c["G"], c["schedule"], x_T, c["labels"], generator=torch.Generator().manual_seed(seed))
+    return run
+
+
+def trainer(c: dict, autocast: torch.dtype | None, step: int) -> Callable[[], None]:
+    G, D, obj = c["G"], c["D"], c["obj"]
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.5, 0.9))
+
+    def run() -> None:
+        for net, opt, other, loss_fn in ((D, opt_d, G, obj.discriminator_loss), (G, opt_g, D, obj.generator_loss)):
+            net.requires_grad_(True)
+            other.requires_grad_(False)
+            opt.zero_grad(set_to_none=True)
+            kwargs = {"step": step} if net is D else {}
+            with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+                loss = loss_fn(G, D, c["schedule"], c["x0"], c["labels"], **kwargs)
+            loss.total.backward()
+            opt.step()
+    return run
+
+
+def run_case(recipe: str, case: str, dtype: str, layout: str, repeats: int) -> dict:
+    """Runs in a subprocess; returns the measurements as a dict."""
+    c = build_case(recipe, layout)
+    autocast = DTYPES[dtype]
+    fn = sampler(c, autocast) if case == "sample" else trainer(c, autocast, step=0 if case == "train_r1" else 1)
+    rss_built = _rss_mb()
+    with GlobalFlopCounter() as counter:  # also the warm-up call
+        fn()
+    times, rates = [], []
+    for _ in range(repeats):
+        rates.append(matmul_rate())
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    flops = counter.get_total_flops()
+    out = dict(recipe=recipe, case=case, dtype=dtype, layout=layout, batch=c["batch"], seconds=seconds,
+               images_per_s=c["batch"] / seconds, gflop=flops / 1e9, gflops=flops / 1e9 / seconds,
+               matmul_fp32=statistics.median(rates), times=times)
+    if autocast is not None:
+        out["matmul_bf16"] = matmul_rate(torch.bfloat16, n=512)
+        if case == "sample":  # same seeds, so the float32 chain draws the same z and noise
+            full = sampler(c, None)()
+            out["rel_err"] = ((result.float() - full).norm() / full.norm()).item()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.update(peak_mb=peak, working_mb=peak - rss_built)
+    return out
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def markdown(results: list[dict], command: str) -> str:
+    lines = [
+        "# Speed of the paper networks", "",
+        f"Command: `{command}`", "",
+        f"Machine: {os.cpu_count()} CPU threads ({platform.processor() or platform.machine()}), torch "
+        f"{torch.__version__}, {torch.get_num_threads()} torch threads, load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; "
+        f"{datetime.datetime.now().isoformat(timespec='minutes')}.", "",
+        "Median of the timed repeats; `matmul` = float32 (2048^2) matmul GFLOP/s measured in the same process, "
+        "interleaved with the repeats; `of matmul` = achieved / matmul. FLOPs: `torch.utils.flop_counter` "
+        "(matmul, conv, attention; backward included). Memory: peak RSS of the case's process; working = "
+        "peak minus RSS after building the networks.", "",
+        "| recipe | case | dtype | layout | batch | s | images/s | GFLOP | GFLOP/s | matmul | of matmul "
+        "| peak MB | working MB | bf16 matmul | bf16 rel. err |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['recipe']} | {r['case']} | {r['dtype']} | {r['layout']} | failed: {r['error']} "
+                         "| | | | | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['recipe']} | {r['case']} | {r['dtype']} | {r['layout']} | {r['batch']} | {r['seconds']:.2f} "
+            f"| {r['images_per_s']:.2f} | {r['gflop']:.0f} | {r['gflops']:.0f} | {r['matmul_fp32']:.0f} "
+            f"| {r['gflops'] / r['matmul_fp32']:.2f} | {r['peak_mb']:.0f} | {r['working_mb']:.0f} "
+            f"| {r.get('matmul_bf16', float('nan')):.1f} | {r.get('rel_err', float('nan')):.1e} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--dtype", nargs="+", default=["fp32"], choices=list(DTYPES))
+    parser.add_argument("--layout", nargs="+", default=["contiguous"], choices=["contiguous", "channels_last"])
+    parser.add_argument("--channels-last", action="store_true", help="shorthand for --layout channels_last")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--out", type=Path, help="write a markdown report here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(run_case(**json.loads(args.child))))
+        return
+    layouts = ["channels_last"] if args.channels_last else args.layout
+    results = []
+    for recipe in args.recipes:
+        if not (ROOT / "recipes" / f"{recipe}.yaml").exists():
+            print(f"skipping {recipe}: recipes/{recipe}.yaml does not exist", file=sys.stderr)
+            continue
+        has_r1 = any(isinstance(t, R1Penalty) for t in load_recipe(recipe)[1].terms)
+        for dtype in args.dtype:
+            for layout in layouts:
+                for case in args.cases:
+                    if case == "train_r1" and not has_r1:
+                        continue
+                    spec = dict(recipe=recipe, case=case, dtype=dtype, layout=layout, repeats=args.repeats)
+                    proc = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child",
+                                           json.dumps(spec)], capture_output=True, text=True)
+                    if proc.returncode:
+                        result = {**spec, "error": proc.stderr.strip().splitlines()[-1]}
+                    else:
+                        result = json.loads(proc.stdout.strip().splitlines()[-1])
+                    print(json.dumps(result), flush=True)
+                    results.append(result)
+    report = markdown(results, "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
