@@ -18,6 +18,7 @@ nothing but the final rounding.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -70,9 +71,9 @@ class Schedule:
     # ----------------------------------------------------------------------------------------- builders
     @staticmethod
     def _check_steps(num_steps: int) -> int:
-        if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
+        if not isinstance(num_steps, numbers.Integral) or isinstance(num_steps, bool) or num_steps < 1:
             raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
-        return num_steps
+        return int(num_steps)
 
     @classmethod
     def vp(cls, num_steps: int, beta_min: float = 0.1, beta_max: float = 20.0, eps: float = VP_EPS,
@@ -110,6 +111,8 @@ class Schedule:
         T = cls._check_steps(num_steps)
         if offset <= 0:
             raise ValueError(f"cosine schedule needs offset > 0, got {offset}")
+        if not 0 <= t_min < 1:
+            raise ValueError(f"cosine schedule needs 0 <= t_min < 1, got t_min={t_min}")
         times = torch.arange(T + 1, dtype=torch.float64) / T
         return cls("cosine", T, _cosine_log_abar(offset), times, time_sampling, t_min)
 
@@ -188,7 +191,7 @@ class Schedule:
             return torch.randn_like(x)
         if noise.shape != x.shape:
             raise ValueError(f"noise must have the shape of x {tuple(x.shape)}, got {tuple(noise.shape)}")
-        return noise
+        return noise.to(x.dtype)
 
     # --------------------------------------------------------------------------- forward and posterior
     def q_sample(self, x0: Tensor, t: Tensor | float, noise: Tensor | None = None) -> Tensor:
