@@ -122,7 +122,8 @@ def sampler(c: dict, autocast: torch.dtype | None, seed: int = 2) -> Callable[[]
 
     def run() -> torch.Tensor:
         with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            return sample(c["G"], c["schedule"], x_T, c["labels"], generator=torch.Generator().manual_seed(seed))
+            gen = torch.Generator().manual_seed(seed)
+            return sample(c["G"], c["schedule"], x_T, c["labels"], generator=gen)
     return run
 
 
@@ -131,16 +132,18 @@ def trainer(c: dict, autocast: torch.dtype | None, step: int) -> Callable[[], No
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.5, 0.9))
 
+    def phase(net: nn.Module, opt: torch.optim.Optimizer, frozen: nn.Module, loss_fn: Callable, **kw) -> None:
+        net.requires_grad_(True)
+        frozen.requires_grad_(False)
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            loss = loss_fn(G, D, c["schedule"], c["x0"], c["labels"], **kw)
+        loss.total.backward()
+        opt.step()
+
     def run() -> None:
-        for net, opt, other, loss_fn in ((D, opt_d, G, obj.discriminator_loss), (G, opt_g, D, obj.generator_loss)):
-            net.requires_grad_(True)
-            other.requires_grad_(False)
-            opt.zero_grad(set_to_none=True)
-            kwargs = {"step": step} if net is D else {}
-            with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-                loss = loss_fn(G, D, c["schedule"], c["x0"], c["labels"], **kwargs)
-            loss.total.backward()
-            opt.step()
+        phase(D, opt_d, G, obj.discriminator_loss, step=step)
+        phase(G, opt_g, D, obj.generator_loss)
     return run
 
 
@@ -148,7 +151,10 @@ def run_case(recipe: str, case: str, dtype: str, layout: str, repeats: int) -> d
     """Runs in a subprocess; returns the measurements as a dict."""
     c = build_case(recipe, layout)
     autocast = DTYPES[dtype]
-    fn = sampler(c, autocast) if case == "sample" else trainer(c, autocast, step=0 if case == "train_r1" else 1)
+    if case == "sample":
+        fn = sampler(c, autocast)
+    else:
+        fn = trainer(c, autocast, step=0 if case == "train_r1" else 1)
     rss_built = _rss_mb()
     with GlobalFlopCounter() as counter:  # also the warm-up call
         fn()
@@ -184,7 +190,8 @@ Written by `benchmarks/speed.py` (its docstring defines every case). Per row: me
 (`best s`) seconds of the timed repeats, images/s and GFLOP/s from the median; `matmul` = float32 2048^2
 matmul GFLOP/s measured in the same process, interleaved with the repeats; `of matmul` = achieved GFLOP/s /
 matmul; FLOPs from `torch.utils.flop_counter` (matmul, conv, attention; backward included); `peak MB` =
-peak RSS of the case's process, `working MB` = peak minus RSS after building the networks; `bf16 matmul` =
+peak RSS of the case's process, `working MB` = peak minus RSS after building the networks (so it
+includes activations and, for training, gradients and Adam state); `bf16 matmul` =
 bf16 512^2 matmul GFLOP/s; `bf16 rel. err` = relative L2 error of bf16-autocast samples against float32
 samples with the same seeds.
 """
@@ -198,17 +205,18 @@ def markdown(results: list[dict], command: str) -> str:
         f"{torch.get_num_threads()} torch threads, load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end, "
         f"{datetime.datetime.now().isoformat(timespec='minutes')}.", "",
-        "| recipe | case | dtype | layout | batch | s | best s | images/s | GFLOP | GFLOP/s | matmul | of matmul "
-        "| peak MB | working MB | bf16 matmul | bf16 rel. err |",
+        "| recipe | case | dtype | layout | batch | s | best s | images/s | GFLOP | GFLOP/s | matmul "
+        "| of matmul | peak MB | working MB | bf16 matmul | bf16 rel. err |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['recipe']} | {r['case']} | {r['dtype']} | {r['layout']} | failed: {r['error']} "
-                         "| | | | | | | | | | | |")
+            lines.append(f"| {r['recipe']} | {r['case']} | {r['dtype']} | {r['layout']} "
+                         f"| failed: {r['error']} | | | | | | | | | | | |")
             continue
         lines.append(
-            f"| {r['recipe']} | {r['case']} | {r['dtype']} | {r['layout']} | {r['batch']} | {r['seconds']:.2f} "
+            f"| {r['recipe']} | {r['case']} | {r['dtype']} | {r['layout']} | {r['batch']} "
+            f"| {r['seconds']:.2f} "
             f"| {min(r['times']):.2f} | {r['images_per_s']:.2f} | {r['gflop']:.0f} | {r['gflops']:.0f} "
             f"| {r['matmul_fp32']:.0f} "
             f"| {r['gflops'] / r['matmul_fp32']:.2f} | {r['peak_mb']:.0f} | {r['working_mb']:.0f} "
@@ -221,7 +229,8 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     parser.add_argument("--dtype", nargs="+", default=["fp32"], choices=list(DTYPES))
-    parser.add_argument("--layout", nargs="+", default=["contiguous"], choices=["contiguous", "channels_last"])
+    parser.add_argument("--layout", nargs="+", default=["contiguous"],
+                        choices=["contiguous", "channels_last"])
     parser.add_argument("--channels-last", action="store_true", help="shorthand for --layout channels_last")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -246,8 +255,9 @@ def main() -> None:
                     if case == "train_r1" and not has_r1:
                         continue
                     spec = dict(recipe=recipe, case=case, dtype=dtype, layout=layout, repeats=args.repeats)
-                    proc = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child",
-                                           json.dumps(spec)], capture_output=True, text=True)
+                    command = [sys.executable, __file__, "--threads", str(args.threads), "--child",
+                               json.dumps(spec)]
+                    proc = subprocess.run(command, capture_output=True, text=True)
                     if proc.returncode:
                         result = {**spec, "error": proc.stderr.strip().splitlines()[-1]}
                     else:
