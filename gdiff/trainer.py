@@ -74,6 +74,7 @@ class Trainer:
         opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr_d, betas=opt.betas, weight_decay=opt.weight_decay)
         self.G, self.D, self.opt_g, self.opt_d = acc.prepare(G, D, opt_g, opt_d)
         self.ema.to(acc.device)
+        set_seed(cfg.seed, device_specific=True)  # same initial weights everywhere, different noise per rank
         self.step = _Step()
         acc.register_for_checkpointing(self.ema, self.step)
         self.x = self.data.x.to(acc.device)

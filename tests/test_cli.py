@@ -71,6 +71,7 @@ def test_two_ddp_ranks_stay_in_sync(tmp_path, overrides):
     ranks = [torch.load(tmp_path / f"rank{i}.pt") for i in range(2)]
     assert all(r["world"] == 2 and r["local_batch"] == TINY["train"]["batch_size"] // 2 for r in ranks)
     assert not torch.equal(ranks[0]["batch"], ranks[1]["batch"]), "each rank must draw its own data"
+    assert not torch.equal(ranks[0]["noise"], ranks[1]["noise"]), "each rank must draw its own noise, t and z"
     for key in ("G", "D", "ema"):
         assert all(torch.equal(a, b) for a, b in zip(ranks[0][key], ranks[1][key], strict=True)), key
     assert (tmp_path / "run" / "checkpoints" / "step_000000006").is_dir()
