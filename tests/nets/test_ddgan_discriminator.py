@@ -13,13 +13,6 @@ SHAPE = (3, 16, 16)
 TINY = dict(channels=8, t_emb_dim=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny configs run single-threaded: on a shared 2-core machine, thread hand-offs cost more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def n_params(model: nn.Module) -> int:

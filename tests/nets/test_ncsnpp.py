@@ -14,13 +14,6 @@ TINY = dict(channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolu
 SHAPE = (3, 16, 16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny configs run single-threaded: on a shared 2-core machine, thread hand-offs cost more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def n_params(model: nn.Module) -> int:

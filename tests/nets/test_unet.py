@@ -16,13 +16,6 @@ TINY = {"channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_r
         "num_head_channels": 8, "num_groups": 4, "dropout": 0.0, "z_dim": 6, "w_dim": 16, "mapping_layers": 2}
 ONE_LEVEL = {"channel_mult": (1,), "attention_resolutions": (16,)}  # for compile: short tracing
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads; one avoids OpenMP spin-waiting on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 
