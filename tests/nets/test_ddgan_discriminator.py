@@ -13,8 +13,6 @@ SHAPE = (3, 16, 16)
 TINY = dict(channels=8, t_emb_dim=16)
 
 
-
-
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -14,8 +14,6 @@ TINY = dict(channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolu
 SHAPE = (3, 16, 16)
 
 
-
-
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -10,6 +10,7 @@ import yaml
 
 from gdiff.nets import build
 from gdiff.nets.unet import UNetGenerator
+from tests.nets.common import wake
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TINY = {"channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_resolutions": (8,),
@@ -17,20 +18,9 @@ TINY = {"channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_r
 ONE_LEVEL = {"channel_mult": (1,), "attention_resolutions": (16,)}  # for compile: short tracing
 
 
-
-
 def tiny(data_shape=(3, 16, 16), **overrides) -> UNetGenerator:
     torch.manual_seed(0)
     return UNetGenerator(data_shape, **{**TINY, **overrides})
-
-
-def wake(model: torch.nn.Module) -> torch.nn.Module:
-    """Give the zero-initialised layers random weights, as after some training (else G outputs 0)."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.2)
-    return model
 
 
 def inputs(g: UNetGenerator, shape=(3, 16, 16), batch=4):

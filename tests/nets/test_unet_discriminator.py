@@ -7,6 +7,7 @@ import torch
 
 from gdiff.nets import build
 from gdiff.nets.unet_discriminator import UNetDiscriminator
+from tests.nets.common import wake
 
 ALL_HEADS = ("regression", "denoised", "pixel_logits")
 TINY = {"channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_resolutions": (8,),
@@ -14,20 +15,9 @@ TINY = {"channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_r
 ONE_LEVEL = {"channel_mult": (1,), "attention_resolutions": (16,)}  # for compile: short tracing
 
 
-
-
 def tiny(data_shape=(3, 16, 16), **overrides) -> UNetDiscriminator:
     torch.manual_seed(0)
     return UNetDiscriminator(data_shape, **{**TINY, **overrides})
-
-
-def wake(model: torch.nn.Module) -> torch.nn.Module:
-    """Give the zero-initialised layers random weights, as after some training (else heads output 0)."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.2)
-    return model
 
 
 def pair(shape=(3, 16, 16), batch=4):
