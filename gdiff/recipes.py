@@ -45,12 +45,14 @@ def parse_yaml(text: str) -> Any:
 
 @dataclass
 class OptimConfig:
-    """Adam for both networks."""
+    """Adam for both networks; ``lr_decay`` (none | linear | cosine) from ``decay_start`` x max_steps to 0."""
 
     lr_g: float = 2e-4
     lr_d: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.9)
     weight_decay: float = 0.0
+    lr_decay: str = "none"
+    decay_start: float = 0.0
 
 
 @dataclass

@@ -24,7 +24,7 @@ from accelerate.utils import set_seed
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
-from gdiff import checkpoints, data, nets, objectives, recipes
+from gdiff import checkpoints, data, lr_schedule, nets, objectives, recipes
 from gdiff.diffusion import Schedule
 from gdiff.sampling import sample
 
@@ -70,6 +70,7 @@ class Trainer:
         self.ema = ModelEmaV3(G, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup)
         self.ema.requires_grad_(False)
         opt = recipe.optim
+        lr_schedule.check(opt.lr_decay, opt.decay_start)
         opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr_g, betas=opt.betas, weight_decay=opt.weight_decay)
         opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr_d, betas=opt.betas, weight_decay=opt.weight_decay)
         self.G, self.D, self.opt_g, self.opt_d = acc.prepare(G, D, opt_g, opt_d)
@@ -115,9 +116,17 @@ class Trainer:
         idx = torch.randint(0, self.x.shape[0], (self.local_batch,), generator=gen).to(self.x.device)
         return self.x[idx], None if self.labels is None else self.labels[idx]
 
+    def _set_learning_rates(self) -> None:
+        opt, max_steps = self.recipe.optim, self.recipe.train.max_steps
+        factor = lr_schedule.lr_factor(self.step.value, max_steps, opt.lr_decay, opt.decay_start)
+        for optimizer, base in ((self.opt_g, opt.lr_g), (self.opt_d, opt.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
+
     def train_step(self, x0: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         """One D step and one G step; returns the loss parts as floats."""
         acc, step = self.accelerator, self.step.value
+        self._set_learning_rates()
         parts: dict[str, torch.Tensor] = {}
         if self.objective.trains_discriminator:
             with acc.autocast():

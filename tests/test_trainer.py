@@ -114,3 +114,20 @@ def test_interrupted_checkpoint_leaves_the_previous_one(tmp_path):
 def test_bad_mixed_precision_is_named(tmp_path):
     with pytest.raises(ValueError, match="train.mixed_precision"):
         Trainer(tiny("train.mixed_precision=fp8"), tmp_path)
+
+
+def test_learning_rates_follow_the_decay(tmp_path):
+    trainer = Trainer(tiny("train.max_steps=8", "optim.lr_decay=linear", "optim.decay_start=0.5"), tmp_path)
+    seen, train_step = [], trainer.train_step
+
+    def recording_step(*batch):
+        parts = train_step(*batch)
+        seen.append((trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]))
+        return parts
+
+    trainer.train_step = recording_step
+    trainer.train()
+    factors = [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]  # the rates steps 0..7 used
+    assert seen == [pytest.approx((1e-3 * f, 1e-3 * f)) for f in factors]
+    with pytest.raises(ValueError, match="optim.lr_decay"):
+        Trainer(tiny("optim.lr_decay=exponential"), tmp_path / "bad")

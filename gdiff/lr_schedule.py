@@ -1,0 +1,33 @@
+"""Learning-rate decay as a pure function of the step (so that a resumed run needs no scheduler state).
+
+    factor(step) = 1                                   for step <  start * max_steps
+    linear:  (1 - u)                                   u = (step - start * max_steps) / ((1 - start) * max_steps)
+    cosine:  (1 + cos(pi u)) / 2
+
+The factor multiplies the recipe's ``optim.lr_g`` and ``optim.lr_d``. A GAN that has found every mode keeps
+jittering its mode weights at a constant rate; letting the rate go to zero at the end settles them.
+"""
+
+from __future__ import annotations
+
+import math
+
+DECAYS = ("none", "linear", "cosine")
+
+
+def check(kind: str, start: float) -> None:
+    """Raise a ValueError naming the recipe key if the decay settings are invalid."""
+    if kind not in DECAYS:
+        raise ValueError(f"optim.lr_decay must be one of {DECAYS}, got {kind!r}")
+    if not 0.0 <= start < 1.0:
+        raise ValueError(f"optim.decay_start must be in [0, 1), got {start}")
+
+
+def lr_factor(step: int, max_steps: int, kind: str = "none", start: float = 0.0) -> float:
+    """The factor on the base learning rate at ``step`` (0-based) of a ``max_steps`` run."""
+    check(kind, start)
+    begin = start * max_steps
+    if kind == "none" or step < begin or max_steps <= 0:
+        return 1.0
+    u = min((step - begin) / ((1.0 - start) * max_steps), 1.0)
+    return 1.0 - u if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * u))
