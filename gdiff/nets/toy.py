@@ -4,8 +4,7 @@ Generator: ``h = MLP(W_x x_t + W_e e(t) + W_z z)``, then ``x0' = Linear([h_out, 
 Discriminator: a shared trunk ``MLP(W_x x_prev + W_t x_t + W_e e(t))`` with one linear head per output.
 
 ``scale`` preconditions unnormalised data (``data.normalize: false``): both networks divide the points they
-read by it, the generator multiplies its x0 prediction by it and the discriminator its point-valued heads;
-the generator's ``shift`` is added to its x0 prediction (e.g. the data mean, so that it starts there).
+read by it, the generator multiplies its x0 prediction by it and the discriminator its point-valued heads.
 ``fourier_features: n`` adds ``2 n`` fixed random Fourier features (frequencies ~ N(0, ``fourier_scale``^2))
 of each (scaled) point input as one more input group; ``activation`` is silu, relu or leaky_relu (0.2).
 ``time_scale`` is the factor on t in [0, 1] before the sinusoidal features (default 1000, the usual range; a
@@ -81,13 +80,12 @@ class ToyGenerator(nn.Module):
     """x0' = G(x_t, t, z): x_t [B, D], t [B], z [B, z_dim] -> [B, D]."""
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
-                 z_dim: int | None = None, num_classes: int = 0, scale: float = 1.0, shift: float = 0.0,
-                 activation: str = "silu",
+                 z_dim: int | None = None, num_classes: int = 0, scale: float = 1.0, activation: str = "silu",
                  fourier_features: int = 0, fourier_scale: float = 1.0, time_scale: float = TIME_SCALE) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"generator.scale must be > 0, got {scale}")
-        self.scale, self.shift = float(scale), float(shift)
+        self.scale = float(scale)
         if len(data_shape) != 1:
             raise ValueError(f"toy_generator handles vector data [D]; got data_shape {tuple(data_shape)}")
         dim = int(data_shape[0])
@@ -103,7 +101,7 @@ class ToyGenerator(nn.Module):
         x_t = x_t / self.scale
         inputs = [x_t, self.features(t, labels), z] + ([self.fourier(x_t)] if self.fourier else [])
         h = self.trunk(*inputs)
-        return self.skip(torch.cat([self.out(h), x_t], dim=1)) * self.scale + self.shift
+        return self.skip(torch.cat([self.out(h), x_t], dim=1)) * self.scale
 
 
 class ToyDiscriminator(nn.Module):
