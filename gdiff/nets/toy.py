@@ -7,8 +7,6 @@ Discriminator: a shared trunk ``MLP(W_x x_prev + W_t x_t + W_e e(t))`` with one 
 read by it, the generator multiplies its x0 prediction by it and the discriminator its point-valued heads.
 ``fourier_features: n`` adds ``2 n`` fixed random Fourier features (frequencies ~ N(0, ``fourier_scale``^2))
 of each (scaled) point input as one more input group; ``activation`` is silu, relu or leaky_relu (0.2).
-``time_scale`` is the factor on t in [0, 1] before the sinusoidal features (default 1000, the usual range; a
-small value such as 10 makes the features vary slowly, so continuous-time training generalises across t).
 
 Each input group has its own first-layer projection (summed), so that its initial weights are scaled by its
 own fan-in: with one concatenated layer, a 2-D point beside 32 time features gets weights ~ 1/sqrt(34) and
@@ -22,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from gdiff.nets.conditioning import TIME_SCALE, ClassEmbedding, sinusoidal_embedding
+from gdiff.nets.conditioning import ClassEmbedding, sinusoidal_embedding
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
 
@@ -62,15 +60,13 @@ class _Fourier(nn.Module):
 class _TimeLabelFeatures(nn.Module):
     """t [B] (and labels) -> [B, time_dim] sinusoidal features, plus a class embedding if conditional."""
 
-    def __init__(self, time_dim: int, num_classes: int, time_scale: float = TIME_SCALE) -> None:
+    def __init__(self, time_dim: int, num_classes: int) -> None:
         super().__init__()
-        if time_scale <= 0:
-            raise ValueError(f"time_scale must be > 0, got {time_scale}")
-        self.time_dim, self.time_factor = time_dim, float(time_scale) / TIME_SCALE
+        self.time_dim = time_dim
         self.classes = ClassEmbedding(num_classes, time_dim) if num_classes else None
 
     def forward(self, t: Tensor, labels: Tensor | None) -> Tensor:
-        emb = sinusoidal_embedding(t * self.time_factor if self.time_factor != 1 else t, self.time_dim)
+        emb = sinusoidal_embedding(t, self.time_dim)
         if self.classes is not None:
             emb = emb + self.classes(labels, t.shape[0], t.device)
         return emb
@@ -81,7 +77,7 @@ class ToyGenerator(nn.Module):
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
                  z_dim: int | None = None, num_classes: int = 0, scale: float = 1.0, activation: str = "silu",
-                 fourier_features: int = 0, fourier_scale: float = 1.0, time_scale: float = TIME_SCALE) -> None:
+                 fourier_features: int = 0, fourier_scale: float = 1.0) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"generator.scale must be > 0, got {scale}")
@@ -90,7 +86,7 @@ class ToyGenerator(nn.Module):
             raise ValueError(f"toy_generator handles vector data [D]; got data_shape {tuple(data_shape)}")
         dim = int(data_shape[0])
         self.z_dim = int(z_dim or dim)
-        self.features = _TimeLabelFeatures(time_dim, num_classes, time_scale)
+        self.features = _TimeLabelFeatures(time_dim, num_classes)
         self.fourier = _Fourier(dim, fourier_features, fourier_scale) if fourier_features else None
         groups = [dim, time_dim, self.z_dim] + ([2 * fourier_features] if self.fourier else [])
         self.trunk = _Trunk(groups, width, depth, activation)
@@ -115,7 +111,7 @@ class ToyDiscriminator(nn.Module):
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
                  pairwise: bool = True, heads: Sequence[str] = (), num_classes: int = 0,
                  scale: float = 1.0, activation: str = "silu", fourier_features: int = 0,
-                 fourier_scale: float = 1.0, time_scale: float = TIME_SCALE) -> None:
+                 fourier_scale: float = 1.0) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"discriminator.scale must be > 0, got {scale}")
@@ -124,7 +120,7 @@ class ToyDiscriminator(nn.Module):
             raise ValueError(f"toy_discriminator handles vector data [D]; got data_shape {tuple(data_shape)}")
         dim = int(data_shape[0])
         self.pairwise = bool(pairwise)
-        self.features = _TimeLabelFeatures(time_dim, num_classes, time_scale)
+        self.features = _TimeLabelFeatures(time_dim, num_classes)
         self.fourier = _Fourier(dim, fourier_features, fourier_scale) if fourier_features else None
         points = 2 if self.pairwise else 1
         groups = [dim, time_dim] + [dim] * (points - 1) + [2 * fourier_features] * (points if self.fourier else 0)
