@@ -1,14 +1,15 @@
 """25-Gaussians benchmark (SIDDM paper, Table 1): DDGAN, SIDDM and SIDDM without AFD at T in {2, 4, 8, 16}.
 
-    python benchmarks/mog25.py [--steps 3000] [--seeds 0 1] [--num-steps 2 4 8 16] [--jobs 2]
+    python benchmarks/mog25.py [--steps 3000] [--seeds 0 1] [--num-steps 2 4 8 16] [--jobs 2] [--name mog25]
 
 Each run trains one shipped recipe (``recipes/mog25_{ddgan,siddm,siddm_no_afd}.yaml``) with
 ``diffusion.num_steps`` = T, ``train.seed`` and (optionally) a reduced ``train.max_steps`` through the gdiff API,
 in ``--jobs`` worker processes with one torch thread each. Run directories go to ``--runs`` (default
 ``runs/bench_mog25``, git-ignored); a finished run (metrics.json and timing.json present) is not trained again,
-so an interrupted benchmark resumes where it stopped. Writes ``mog25.md`` (Frechet distance mean +- std over
-seeds beside the paper's Table 1, modes covered, high-quality share, wall time per run) and
-``mog25_samples.png`` (one panel per method x T, first seed) into ``--results``.
+so an interrupted benchmark resumes where it stopped (runs with another ``--steps`` go to their own directories).
+Writes ``NAME.md`` (Frechet distance mean +- std over seeds beside the paper's Table 1, modes covered,
+high-quality share, wall time per run) and ``NAME_samples.png`` (one panel per method x T, first seed) into
+``--results``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import redirect_stderr, redirect_stdout
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -54,9 +56,11 @@ def run_one(method: str, num_steps: int, seed: int, max_steps: int | None, run_d
     if max_steps:
         overrides.append(f"train.max_steps={max_steps}")
     recipe = recipes.load(ROOT / METHODS[method], overrides)
+    run_path.mkdir(parents=True, exist_ok=True)
     wall, cpu = time.perf_counter(), time.process_time()
-    trainer = Trainer(recipe, run_path)
-    trainer.train()
+    with (run_path / "train.log").open("w") as log, redirect_stdout(log), redirect_stderr(log):
+        trainer = Trainer(recipe, run_path)  # the progress bar and metrics go to the run's train.log
+        trainer.train()
     timing = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
               "max_steps": recipe.train.max_steps}
     samples = trainer.sample(NUM_PLOT, seed=seed)
@@ -76,8 +80,8 @@ def write_markdown(results: dict, args: argparse.Namespace, elapsed: float, path
     lines = ["# 25-Gaussians benchmark (SIDDM paper, Table 1)", "",
              f"Command: `{' '.join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])}`  ",
              f"Machine: {os.cpu_count()} CPU cores (nproc), {platform.processor() or platform.machine()}, "
-             f"torch {torch.__version__}, Python {platform.python_version()}; {args.jobs} training processes in "
-             f"parallel with 1 torch thread each, the machine shared with other jobs.  ",
+             f"torch {torch.__version__}, Python {platform.python_version()}; {args.jobs} training process(es) in "
+             f"parallel with 1 torch thread each.  ",
              f"Date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}; total wall time "
              f"{elapsed / 60:.1f} min.  ",
              f"Seeds: {', '.join(map(str, args.seeds))}; train.max_steps per run: "
@@ -96,8 +100,8 @@ def write_markdown(results: dict, args: argparse.Namespace, elapsed: float, path
             cells += [_stats([r["frechet"] for r in runs]) if runs else "not run", f"{PAPER[method][t]:.2f}"]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "Modes covered (of 25; a mode counts when >= 10% of its fair share of samples lie within 3 std "
-              "of its centre), share of high-quality samples (within 3 std of a centre), wall time per run "
-              "(mean over seeds, 2 runs sharing the cores), per seed:", ""]
+              "of its centre), share of high-quality samples (within 3 std of a centre), wall and CPU time of "
+              "each run:", ""]
     lines.append("| method | T | seed | Frechet | modes | high quality | KL(modes ‖ uniform) | wall s | CPU s |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for method in METHODS:
@@ -110,7 +114,7 @@ def write_markdown(results: dict, args: argparse.Namespace, elapsed: float, path
                 lines.append(f"| {method} | {t} | {s} | {r['frechet']:.3f} | {r['modes_covered']} | "
                              f"{r['high_quality']:.3f} | {r['kl_modes_uniform']:.3f} | {r['wall_s']:.0f} | "
                              f"{r['cpu_s']:.0f} |")
-    lines += ["", "Samples (first seed, red) over the data (grey): `mog25_samples.png`.", ""]
+    lines += ["", f"Samples (first seed, red) over the data (grey): `{args.name}_samples.png`.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -132,7 +136,7 @@ def plot_grid(results: dict, args: argparse.Namespace, runs_dir: Path, path: Pat
         for j, t in enumerate(args.num_steps):
             ax = axes[i, j]
             ax.scatter(real[:, 0], real[:, 1], s=0.5, c="0.7", rasterized=True)
-            npz = runs_dir / _run_name(method, t, seed) / "samples.npz"
+            npz = runs_dir / _run_name(method, t, seed, args.steps) / "samples.npz"
             r = results.get((method, t, seed))
             if npz.is_file() and r is not None:
                 fake = np.load(npz)["samples"]
@@ -151,8 +155,8 @@ def plot_grid(results: dict, args: argparse.Namespace, runs_dir: Path, path: Pat
     plt.close(fig)
 
 
-def _run_name(method: str, num_steps: int, seed: int) -> str:
-    return f"{Path(METHODS[method]).stem}_T{num_steps}_s{seed}"
+def _run_name(method: str, num_steps: int, seed: int, max_steps: int | None) -> str:
+    return f"{Path(METHODS[method]).stem}_T{num_steps}_s{seed}_{max_steps or 'recipe'}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,17 +168,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="training processes in parallel (1 thread each)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_mog25")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--name", default="mog25", help="results file stem: NAME.md and NAME_samples.png")
     args = parser.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the workers' progress bars would interleave
     # Seed by seed, so that an interrupted benchmark has complete grids for its first seeds.
     jobs = [(m, t, s) for s in args.seeds for t in sorted(args.num_steps, reverse=True) for m in args.methods]
     results: dict = {}
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, m, t, s, args.steps, str(args.runs / _run_name(m, t, s))): (m, t, s)
-                   for m, t, s in jobs}
+        futures = {pool.submit(run_one, m, t, s, args.steps, str(args.runs / _run_name(m, t, s, args.steps))):
+                   (m, t, s) for m, t, s in jobs}
         for future in as_completed(futures):
             key = futures[future]
             try:
@@ -185,9 +189,9 @@ def main(argv: list[str] | None = None) -> None:
             r = results[key]
             print(f"[{(time.perf_counter() - start) / 60:5.1f} min] {key}: Frechet {r['frechet']:.3f}, "
                   f"{r['modes_covered']}/25 modes, wall {r['wall_s']:.0f} s", flush=True)
-            write_markdown(results, args, time.perf_counter() - start, args.results / "mog25.md")
-    write_markdown(results, args, time.perf_counter() - start, args.results / "mog25.md")
-    plot_grid(results, args, args.runs, args.results / "mog25_samples.png")
+            write_markdown(results, args, time.perf_counter() - start, args.results / f"{args.name}.md")
+    write_markdown(results, args, time.perf_counter() - start, args.results / f"{args.name}.md")
+    plot_grid(results, args, args.runs, args.results / f"{args.name}_samples.png")
 
 
 if __name__ == "__main__":
