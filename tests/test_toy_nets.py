@@ -1,4 +1,4 @@
-"""The toy MLPs: contract, options (scale, Fourier features, activation, packing), head configuration."""
+"""The toy MLPs: contract, options (scale, Fourier features, activation), head configuration."""
 
 from __future__ import annotations
 
@@ -38,28 +38,8 @@ def test_options_keep_the_contract(activation):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"scale": 0}, "scale"), ({"activation": "gelu"}, "activation"), ({"heads": ["classifier"]}, "heads"),
-    ({"depth": 0}, "depth"), ({"data_shape": (1, 8, 8)}, "vector data"), ({"pack": 0}, "discriminator.pack"),
+    ({"depth": 0}, "depth"), ({"data_shape": (1, 8, 8)}, "vector data"),
 ])
 def test_bad_options_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ToyDiscriminator(**{"data_shape": (2,), **kwargs})
-
-
-@pytest.mark.parametrize("pairwise", [False, True])
-def test_a_pack_is_judged_together_and_only_with_itself(pairwise):
-    """pack=3: the 3 samples of a pack share one logit that depends on each of them and on nothing else."""
-    torch.manual_seed(0)
-    D = ToyDiscriminator((2,), width=16, depth=2, pairwise=pairwise, heads=["regression"], fourier_features=4,
-                         pack=3)
-    x, t, x_t = torch.randn(9, 2), torch.rand(9), torch.randn(9, 2)
-    out = D(x, t, x_t, heads=("regression",))
-    assert out["logits"].shape == (9,) and out["regression"].shape == (9, 2)
-    assert torch.equal(out["logits"], out["logits"][::3].repeat_interleave(3))
-    moved = x.clone()
-    moved[4] += 1.0  # the middle sample of the second pack
-    changed = D(moved, t, x_t, heads=("regression",))
-    for key in ("logits", "regression"):
-        differs = (changed[key] != out[key]).reshape(9, -1).any(dim=1)
-        assert differs.tolist() == [False] * 3 + [True] * 3 + [False] * 3, key
-    with pytest.raises(ValueError, match="discriminator.pack=3 must divide"):
-        D(x[:8], t[:8], x_t[:8])

@@ -8,11 +8,6 @@ read by it, the generator multiplies its x0 prediction by it and the discriminat
 ``fourier_features: n`` adds ``2 n`` fixed random Fourier features (frequencies ~ N(0, ``fourier_scale``^2))
 of each (scaled) point input as one more input group; ``activation`` is silu, relu or leaky_relu (0.2).
 
-``pack: m`` makes the discriminator judge packs of m samples of one batch at once (PacGAN, Lin et al. 2018):
-every input group is reshaped [B, d] -> [B / m, m d], each sample gets its pack's logit and the point-valued
-heads are reshaped back to [B, D]. Seeing several samples together lets D notice a missing mode, the
-usual failure on the 25-Gaussians. B must be a multiple of m, and real and fake samples go in separate calls.
-
 Each input group has its own first-layer projection (summed), so that its initial weights are scaled by its
 own fan-in: with one concatenated layer, a 2-D point beside 32 time features gets weights ~ 1/sqrt(34) and
 the network starts out nearly linear in x, which stalls a discriminator on low-dimensional data.
@@ -116,13 +111,11 @@ class ToyDiscriminator(nn.Module):
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
                  pairwise: bool = True, heads: Sequence[str] = (), num_classes: int = 0,
                  scale: float = 1.0, activation: str = "silu", fourier_features: int = 0,
-                 fourier_scale: float = 1.0, pack: int = 1) -> None:
+                 fourier_scale: float = 1.0) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"discriminator.scale must be > 0, got {scale}")
-        if not isinstance(pack, int) or pack < 1:
-            raise ValueError(f"discriminator.pack must be an integer >= 1, got {pack!r}")
-        self.scale, self.pack = float(scale), pack
+        self.scale = float(scale)
         if len(data_shape) != 1:
             raise ValueError(f"toy_discriminator handles vector data [D]; got data_shape {tuple(data_shape)}")
         dim = int(data_shape[0])
@@ -131,14 +124,14 @@ class ToyDiscriminator(nn.Module):
         self.fourier = _Fourier(dim, fourier_features, fourier_scale) if fourier_features else None
         points = 2 if self.pairwise else 1
         groups = [dim, time_dim] + [dim] * (points - 1) + [2 * fourier_features] * (points if self.fourier else 0)
-        self.trunk = _Trunk([pack * d for d in groups], width, depth, activation)
+        self.trunk = _Trunk(groups, width, depth, activation)
         unknown = set(heads) - set(self.HEADS)
         if unknown:
             raise ValueError(f"discriminator.heads: unknown head(s) {sorted(unknown)}; toy_discriminator offers "
                              f"{list(self.HEADS)}")
         self.heads = frozenset(heads)
         self.logit = nn.Linear(width, 1)
-        self.outputs = nn.ModuleDict({name: nn.Linear(width, pack * dim) for name in sorted(self.heads)})
+        self.outputs = nn.ModuleDict({name: nn.Linear(width, dim) for name in sorted(self.heads)})
 
     def forward(self, x_prev: Tensor, t: Tensor, x_t: Tensor | None = None, labels: Tensor | None = None,
                 heads: Sequence[str] = ()) -> Tensor | dict[str, Tensor]:
@@ -149,11 +142,8 @@ class ToyDiscriminator(nn.Module):
             inputs.append(x_t / self.scale)
         if self.fourier is not None:
             inputs += [self.fourier(inputs[0])] + ([self.fourier(inputs[2])] if self.pairwise else [])
-        batch = x_prev.shape[0]
-        if batch % self.pack:
-            raise ValueError(f"discriminator.pack={self.pack} must divide the batch of {batch} samples it is given")
-        h = self.trunk(*(x.reshape(batch // self.pack, -1) for x in inputs))
-        logits = self.logit(h).squeeze(1).repeat_interleave(self.pack)
+        h = self.trunk(*inputs)
+        logits = self.logit(h).squeeze(1)
         if not heads:
             return logits
         unknown = set(heads) - self.heads
@@ -161,5 +151,5 @@ class ToyDiscriminator(nn.Module):
             raise ValueError(f"unknown discriminator heads {sorted(unknown)}; this network offers {sorted(self.heads)}")
         out = {"logits": logits}
         for name in heads:
-            out[name] = self.outputs[name](h).reshape(batch, -1) * self.scale
+            out[name] = self.outputs[name](h) * self.scale
         return out
