@@ -74,6 +74,7 @@ class TrainConfig:
 class EvalConfig:
     num_samples: int = 10_000
     batch_size: int = 10_000
+    every: int = 0  # also compute the metrics every this many steps into log.jsonl (0: only at the end)
 
 
 @dataclass

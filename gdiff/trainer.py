@@ -167,7 +167,11 @@ class Trainer:
             if not all(math.isfinite(v) for v in parts.values()):
                 self.save()
                 raise FloatingPointError(f"non-finite loss at step {self.step.value}: {parts}")
-            if self.step.value % cfg.log_every == 0 or self.step.value == cfg.max_steps:
+            every = self.recipe.eval.every
+            evaluated = bool(every) and self.step.value % every == 0 and self.step.value < cfg.max_steps
+            if evaluated:
+                parts.update({f"eval/{k}": v for k, v in self.metrics().items()})
+            if self.step.value % cfg.log_every == 0 or self.step.value == cfg.max_steps or evaluated:
                 record = {"step": self.step.value, "time": time.perf_counter() - start, **parts}
                 acc.log(parts, step=self.step.value)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items() if k.endswith("total")})
@@ -195,16 +199,22 @@ class Trainer:
             out.append(self.data.to_data(sample(G, self.schedule, x_T, steps=steps, generator=gen)).float().cpu())
         return torch.cat(out)
 
+    def metrics(self, samples: torch.Tensor | None = None) -> dict[str, float]:
+        """The data's metrics (mixtures: Frechet, modes, ...) of ``eval.num_samples`` EMA samples; {} if none."""
+        if self.data.centres is None:
+            return {}
+        from gdiff.metrics.mixture import mixture_metrics
+
+        samples = self.sample(self.recipe.eval.num_samples) if samples is None else samples
+        return mixture_metrics(samples, self.data.to_data(self.data.x), self.data.centres, self.data.mode_std)
+
     def evaluate(self) -> dict[str, Any]:
         """Metrics (and a scatter plot for 2-D data) of EMA samples, written to the run directory."""
-        from gdiff.metrics.mixture import mixture_metrics
         from gdiff.plots import scatter_samples
 
         samples = self.sample(self.recipe.eval.num_samples)
         real = self.data.to_data(self.data.x)
-        result: dict[str, Any] = {"step": self.step.value, "num_samples": len(samples)}
-        if self.data.centres is not None:
-            result.update(mixture_metrics(samples, real, self.data.centres, self.data.mode_std))
+        result: dict[str, Any] = {"step": self.step.value, "num_samples": len(samples), **self.metrics(samples)}
         if samples.ndim == 2 and samples.shape[1] == 2:
             scatter_samples(real, samples, self.run_dir / "samples.png",
                             title=f"{self.objective.name}, T={self.schedule.num_steps}, step {self.step.value}")

@@ -131,3 +131,11 @@ def test_learning_rates_follow_the_decay(tmp_path):
     assert seen == [pytest.approx((1e-3 * f, 1e-3 * f)) for f in factors]
     with pytest.raises(ValueError, match="optim.lr_decay"):
         Trainer(tiny("optim.lr_decay=exponential"), tmp_path / "bad")
+
+
+def test_metrics_every_n_steps_go_to_the_log(tmp_path):
+    Trainer(tiny("train.max_steps=30", "train.log_every=20", "eval.every=15", "eval.num_samples=500"), tmp_path).train()
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [15, 20, 30]
+    assert "eval/frechet" in log[0] and "eval/modes_covered" in log[0]
+    assert "eval/frechet" not in log[1] and "eval/frechet" not in log[2]  # the end goes to metrics.json
