@@ -45,7 +45,7 @@ def parse_yaml(text: str) -> Any:
 
 @dataclass
 class OptimConfig:
-    """Adam for both networks; ``lr_decay`` (none | linear | cosine) from ``decay_start`` x max_steps to 0."""
+    """Adam for both networks; ``lr_decay`` (none | linear | cosine) from ``decay_start`` x max_steps to lr_min."""
 
     lr_g: float = 2e-4
     lr_d: float = 1e-4
@@ -53,6 +53,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     lr_decay: str = "none"
     decay_start: float = 0.0
+    lr_min: float = 0.0
 
 
 @dataclass

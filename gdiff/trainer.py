@@ -70,7 +70,7 @@ class Trainer:
         self.ema = ModelEmaV3(G, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup)
         self.ema.requires_grad_(False)
         opt = recipe.optim
-        lr_schedule.check(opt.lr_decay, opt.decay_start)
+        lr_schedule.check(opt.lr_decay, opt.decay_start, opt.lr_min, (opt.lr_g, opt.lr_d))
         opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr_g, betas=opt.betas, weight_decay=opt.weight_decay)
         opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr_d, betas=opt.betas, weight_decay=opt.weight_decay)
         self.G, self.D, self.opt_g, self.opt_d = acc.prepare(G, D, opt_g, opt_d)
@@ -118,10 +118,11 @@ class Trainer:
 
     def _set_learning_rates(self) -> None:
         opt, max_steps = self.recipe.optim, self.recipe.train.max_steps
-        factor = lr_schedule.lr_factor(self.step.value, max_steps, opt.lr_decay, opt.decay_start)
         for optimizer, base in ((self.opt_g, opt.lr_g), (self.opt_d, opt.lr_d)):
+            lr = lr_schedule.learning_rate(base, self.step.value, max_steps, opt.lr_decay, opt.decay_start,
+                                           opt.lr_min)
             for group in optimizer.param_groups:
-                group["lr"] = base * factor
+                group["lr"] = lr
 
     def train_step(self, x0: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         """One D step and one G step; returns the loss parts as floats."""

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gdiff.lr_schedule import lr_factor
+from gdiff.lr_schedule import check, learning_rate, lr_factor
 
 
 def test_reference_values():
@@ -35,3 +35,11 @@ def test_decays_monotonically_from_one_to_zero(max_steps, kind, start):
 def test_bad_settings_name_the_key(kind, start, match):
     with pytest.raises(ValueError, match=match):
         lr_factor(0, 10, kind, start)
+
+
+def test_decays_to_lr_min():
+    assert learning_rate(1e-4, 0, 100, "cosine", lr_min=1e-5) == pytest.approx(1e-4)
+    assert learning_rate(1e-4, 50, 100, "cosine", lr_min=1e-5) == pytest.approx(5.5e-5)
+    assert learning_rate(1e-4, 100, 100, "cosine", lr_min=1e-5) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="optim.lr_min"):
+        check("cosine", 0.0, 2e-4, (1e-4, 3e-4))

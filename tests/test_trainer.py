@@ -131,6 +131,8 @@ def test_learning_rates_follow_the_decay(tmp_path):
     assert seen == [pytest.approx((1e-3 * f, 1e-3 * f)) for f in factors]
     with pytest.raises(ValueError, match="optim.lr_decay"):
         Trainer(tiny("optim.lr_decay=exponential"), tmp_path / "bad")
+    with pytest.raises(ValueError, match="optim.lr_min"):
+        Trainer(tiny("optim.lr_min=0.01"), tmp_path / "bad")
 
 
 def test_metrics_every_n_steps_go_to_the_log(tmp_path):
