@@ -24,11 +24,15 @@ def test_scale_preconditions_inputs_and_outputs():
     torch.testing.assert_close(out7["regression"], 7 * out1["regression"])
 
 
-@pytest.mark.parametrize("activation", ["silu", "relu", "leaky_relu"])
-def test_options_keep_the_contract(activation):
+@pytest.mark.parametrize("activation, module", [("silu", torch.nn.SiLU), ("relu", torch.nn.ReLU),
+                                                ("leaky_relu", torch.nn.LeakyReLU)])
+def test_options_keep_the_contract(activation, module):
     torch.manual_seed(0)
     G = ToyGenerator((2,), width=16, depth=2, z_dim=8, fourier_features=4, activation=activation)
     D = ToyDiscriminator((2,), width=16, depth=2, pairwise=False, fourier_features=4, activation=activation)
+    for net in (G, D):  # the option is used, and no other activation is
+        kinds = {type(m) for m in net.modules() if isinstance(m, (torch.nn.SiLU, torch.nn.ReLU, torch.nn.LeakyReLU))}
+        assert kinds == {module}
     x, t = torch.randn(6, 2), torch.rand(6)
     assert G(x, t, torch.randn(6, 8)).shape == (6, 2) and G.z_dim == 8
     assert not torch.allclose(G(x, t, torch.randn(6, 8)), G(x, t, torch.randn(6, 8))), "z must matter"
