@@ -6,7 +6,7 @@ channels * channel_mult[i] feature maps):
 * conditioning: ``e = TimeEmbedding(t)`` (sinusoidal features of width ``channels``, MLP to ``4 channels``),
   plus a class embedding when ``num_classes > 0``; every residual block adds ``Linear(SiLU(e))`` as a
   per-channel bias. ``w = LatentMapping(z)`` (PixelNorm, then ``mapping_layers`` x (Linear to w_dim, SiLU))
-  drives the adaptive GroupNorm of every residual block.
+  drives the adaptive GroupNorm of every residual block; ``z_dim: 0`` drops the latent (plain GroupNorm).
 * encoder: 3x3 conv to ``channels``; per level ``num_res_blocks`` residual blocks (self-attention after
   each one at the levels in ``attention_resolutions``), then (except at the last level) a down-sampling
   residual block and the residual input pyramid: ``p <- (FIRConvDownsample(p) + h) / sqrt 2``, ``h <- p``
@@ -61,6 +61,13 @@ def _groups(channels: int) -> int:
     return groups
 
 
+def _norm(channels: int, w_dim: int) -> nn.Module:
+    """Adaptive GroupNorm driven by the mapped latent w [B, w_dim], or a plain GroupNorm when w_dim = 0."""
+    if w_dim:
+        return AdaptiveGroupNorm(_groups(channels), channels, w_dim)
+    return nn.GroupNorm(_groups(channels), channels, eps=1e-6)
+
+
 class ResBlock(nn.Module):
     """BigGAN-style residual block: x [B, in_ch, H, W], e_act [B, temb_dim], w [B, w_dim]
     -> [B, out_ch, H', W'] with H' = 2H (``up``), H / 2 (``down``) or H."""
@@ -68,22 +75,26 @@ class ResBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, temb_dim: int, w_dim: int, up: bool = False,
                  down: bool = False, dropout: float = 0.0, taps: Sequence[float] = DEFAULT_TAPS) -> None:
         super().__init__()
-        self.norm0 = AdaptiveGroupNorm(_groups(in_ch), in_ch, w_dim)
+        self.w_dim = w_dim  # 0: no latent, plain GroupNorm with affine parameters
+        self.norm0 = _norm(in_ch, w_dim)
         self.resample = FIRUpsample(taps) if up else FIRDownsample(taps) if down else None
         self.conv0 = conv2d(in_ch, out_ch, 3)
         self.temb = init_conv_(nn.Linear(temb_dim, out_ch))
-        self.norm1 = AdaptiveGroupNorm(_groups(out_ch), out_ch, w_dim)
+        self.norm1 = _norm(out_ch, w_dim)
         self.dropout = nn.Dropout(dropout)
         self.conv1 = conv2d(out_ch, out_ch, 3, scale=NEAR_ZERO)
         self.skip = conv2d(in_ch, out_ch, 1) if in_ch != out_ch or up or down else None
         self.act = nn.SiLU()
 
-    def forward(self, x: Tensor, e_act: Tensor, w: Tensor) -> Tensor:
-        h = self.act(self.norm0(x, w))
+    def _normed(self, norm: nn.Module, h: Tensor, w: Tensor | None) -> Tensor:
+        return norm(h, w) if self.w_dim else norm(h)
+
+    def forward(self, x: Tensor, e_act: Tensor, w: Tensor | None) -> Tensor:
+        h = self.act(self._normed(self.norm0, x, w))
         if self.resample is not None:
             h, x = self.resample(h), self.resample(x)
         h = self.conv0(h) + self.temb(e_act)[:, :, None, None]
-        h = self.conv1(self.dropout(self.act(self.norm1(h, w))))
+        h = self.conv1(self.dropout(self.act(self._normed(self.norm1, h, w))))
         if self.skip is not None:
             x = self.skip(x)
         return (x + h) * RSQRT2
@@ -111,11 +122,12 @@ class NCSNppGenerator(nn.Module):
         temb_dim = 4 * channels
         self.time_embed = TimeEmbedding(temb_dim, freq_dim=channels)
         self.class_embed = ClassEmbedding(num_classes, temb_dim) if num_classes else None
-        self.mapping = LatentMapping(self.z_dim, w_dim, mapping_layers)
+        self.mapping = LatentMapping(self.z_dim, w_dim, mapping_layers) if self.z_dim else None
+        style_dim = w_dim if self.z_dim else 0  # z_dim 0: no latent, plain GroupNorm
         self.act = nn.SiLU()
 
         def block(in_ch: int, out_ch: int, **kw: bool) -> ResBlock:
-            return ResBlock(in_ch, out_ch, temb_dim, w_dim, dropout=dropout, taps=fir_taps, **kw)
+            return ResBlock(in_ch, out_ch, temb_dim, style_dim, dropout=dropout, taps=fir_taps, **kw)
 
         def attention(width: int, level: int) -> nn.Module:
             use = size >> level in attention_resolutions
@@ -169,7 +181,7 @@ class NCSNppGenerator(nn.Module):
         if self.class_embed is not None:
             e = e + self.class_embed(labels, batch, x_t.device)
         e = self.act(e)
-        w = self.mapping(z)
+        w = self.mapping(z) if self.mapping is not None else None
 
         h = self.conv_in(x_t)
         skips, pyramid = [h], x_t
@@ -215,7 +227,7 @@ def _check_config(data_shape: Sequence[int], channels: int, channel_mult: Sequen
     if not set(attention_resolutions) <= resolutions:
         raise ValueError(f"ncsnpp.attention_resolutions {list(attention_resolutions)} must be among the "
                          f"levels' resolutions {sorted(resolutions)}")
-    if z_dim < 1 or mapping_layers < 1:
-        raise ValueError(f"ncsnpp: z_dim and mapping_layers must be >= 1, got z_dim={z_dim}, "
+    if z_dim < 0 or mapping_layers < 1:
+        raise ValueError(f"ncsnpp: z_dim must be >= 0 (0: no latent) and mapping_layers >= 1, got z_dim={z_dim}, "
                          f"mapping_layers={mapping_layers}")
     return image_channels, size

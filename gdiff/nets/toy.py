@@ -1,6 +1,7 @@
 """Small MLPs for low-dimensional data (the 25-Gaussians and 1-D mixtures).
 
-Generator: ``h = MLP(W_x x_t + W_e e(t) + W_z z)``, then ``x0' = Linear([h_out, x_t])`` (learned skip from x_t).
+Generator: ``h = MLP(W_x x_t + W_e e(t) + W_z z)``, then ``x0' = Linear([h_out, x_t])`` (learned skip from x_t);
+``z_dim: 0`` drops the latent (a deterministic generator, DDGAN's "no z" ablation).
 Discriminator: a shared trunk ``MLP(W_x x_prev + W_t x_t + W_e e(t))`` with one linear head per output.
 
 ``scale`` preconditions unnormalised data (``data.normalize: false``): both networks divide the points they
@@ -73,7 +74,10 @@ class _TimeLabelFeatures(nn.Module):
 
 
 class ToyGenerator(nn.Module):
-    """x0' = G(x_t, t, z): x_t [B, D], t [B], z [B, z_dim] -> [B, D]."""
+    """x0' = G(x_t, t, z): x_t [B, D], t [B], z [B, z_dim] -> [B, D].
+
+    ``z_dim`` defaults to D; ``z_dim=0`` means no latent (z is then [B, 0] and ignored).
+    """
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
                  z_dim: int | None = None, num_classes: int = 0, scale: float = 1.0, activation: str = "silu",
@@ -85,17 +89,21 @@ class ToyGenerator(nn.Module):
         if len(data_shape) != 1:
             raise ValueError(f"toy_generator handles vector data [D]; got data_shape {tuple(data_shape)}")
         dim = int(data_shape[0])
-        self.z_dim = int(z_dim or dim)
+        self.z_dim = dim if z_dim is None else int(z_dim)
+        if self.z_dim < 0:
+            raise ValueError(f"generator.z_dim must be >= 0 (0: no latent), got {z_dim}")
         self.features = _TimeLabelFeatures(time_dim, num_classes)
         self.fourier = _Fourier(dim, fourier_features, fourier_scale) if fourier_features else None
-        groups = [dim, time_dim, self.z_dim] + ([2 * fourier_features] if self.fourier else [])
+        groups = [dim, time_dim] + ([self.z_dim] if self.z_dim else []) + (
+            [2 * fourier_features] if self.fourier else [])
         self.trunk = _Trunk(groups, width, depth, activation)
         self.out = nn.Linear(width, dim)
         self.skip = nn.Linear(2 * dim, dim)
 
     def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
         x_t = x_t / self.scale
-        inputs = [x_t, self.features(t, labels), z] + ([self.fourier(x_t)] if self.fourier else [])
+        inputs = [x_t, self.features(t, labels)] + ([z] if self.z_dim else []) + (
+            [self.fourier(x_t)] if self.fourier else [])
         h = self.trunk(*inputs)
         return self.skip(torch.cat([self.out(h), x_t], dim=1)) * self.scale
 

@@ -2,7 +2,8 @@
 
 ``emb = TimeEmbedding(t) (+ ClassEmbedding(label))`` [B, 4 * channels] scales and shifts every residual
 block; ``w = LatentMapping(z)`` [B, w_dim] drives adaptive GroupNorm in every residual block, which makes
-the generator multimodal. Encoder and decoder are ``gdiff.nets.unet_blocks``; the output is
+the generator multimodal (``z_dim: 0``: no latent, plain GroupNorm, DDGAN's "no z" ablation). Encoder and
+decoder are ``gdiff.nets.unet_blocks``; the output is
 ``conv(SiLU(GroupNorm(h)))`` with the conv zero-initialised, then tanh (``tanh_output``) for data in [-1, 1].
 Defaults are the SIDDM CIFAR-10 table (METHOD.md section 3).
 """
@@ -36,8 +37,8 @@ class UNetGenerator(nn.Module):
         image_channels, layout = make_layout(data_shape, channels, channel_mult, num_res_blocks,
                                              attention_resolutions, num_head_channels, num_heads, num_groups,
                                              dropout)
-        if z_dim < 1:
-            raise ValueError(f"z_dim must be >= 1 (the latent makes the generator multimodal), got {z_dim}")
+        if z_dim < 0:
+            raise ValueError(f"z_dim must be >= 0 (0: no latent, a deterministic generator), got {z_dim}")
         if w_dim < 1 or mapping_layers < 1:
             raise ValueError(f"w_dim and mapping_layers must be >= 1, got w_dim={w_dim}, "
                              f"mapping_layers={mapping_layers}")
@@ -45,9 +46,10 @@ class UNetGenerator(nn.Module):
         self.tanh_output = bool(tanh_output)
         self.time = TimeEmbedding(layout.emb_dim, freq_dim=layout.channels)
         self.classes = ClassEmbedding(num_classes, layout.emb_dim) if num_classes else None
-        self.mapping = LatentMapping(self.z_dim, int(w_dim), int(mapping_layers))
-        self.encoder = UNetEncoder(layout, image_channels, w_dim=self.mapping.out_dim)
-        self.decoder = UNetDecoder(layout, self.encoder.skip_channels, w_dim=self.mapping.out_dim)
+        self.mapping = LatentMapping(self.z_dim, int(w_dim), int(mapping_layers)) if self.z_dim else None
+        style_dim = self.mapping.out_dim if self.mapping is not None else 0  # 0: plain GroupNorm, no latent
+        self.encoder = UNetEncoder(layout, image_channels, w_dim=style_dim)
+        self.decoder = UNetDecoder(layout, self.encoder.skip_channels, w_dim=style_dim)
         out_ch = layout.level_channels[0]
         self.out_norm = nn.GroupNorm(layout.num_groups, out_ch, eps=1e-6)
         self.out_conv = nn.Conv2d(out_ch, image_channels, 3, padding=1)
@@ -58,7 +60,7 @@ class UNetGenerator(nn.Module):
         emb = self.time(t)
         if self.classes is not None:
             emb = emb + self.classes(labels, x_t.shape[0], x_t.device)
-        w = self.mapping(z)
+        w = self.mapping(z) if self.mapping is not None else None
         h, skips = self.encoder(x_t, emb, w)
         h = self.decoder(h, skips, emb, w)
         out = self.out_conv(F.silu(self.out_norm(h)))

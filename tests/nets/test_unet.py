@@ -122,7 +122,7 @@ def test_inductor_compile_agrees():
     ({"num_head_channels": 3}, "num_head_channels"),
     ({"num_head_channels": None, "num_heads": 3}, "num_heads"),
     ({"dropout": 1.0}, "dropout"),
-    ({"z_dim": 0}, "z_dim"),
+    ({"z_dim": -1}, "z_dim"),
     ({"num_res_blocks": 0}, "num_res_blocks"),
     ({"data_shape": (3, 16, 8)}, "data_shape"),
     ({"colour": 3}, "colour"),
