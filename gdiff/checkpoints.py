@@ -1,8 +1,9 @@
 """Atomic checkpoints of a run directory.
 
-``RUN/checkpoints/step_000100/`` holds Accelerate's full training state (networks, optimisers, RNG, EMA,
-step). A checkpoint is written to a temporary directory and renamed into place, so an interrupted save never
-leaves a half-written checkpoint; the newest complete one is found by name. ``RUN/generator_ema.safetensors``
+``RUN/checkpoints/step_000100/`` holds the full training state (Accelerate's networks, optimisers and RNG of
+every process; the EMA as safetensors; step and data position as JSON: nothing is unpickled on load). A
+checkpoint is written to a temporary directory and renamed into place, so an interrupted save never leaves a
+half-written checkpoint; the newest complete one is found by name. ``RUN/generator_ema.safetensors``
 (the EMA generator, what sampling uses) is replaced atomically as well.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,18 +36,23 @@ def step_of(path: Path) -> int:
     return int(path.name[len(PREFIX):])
 
 
-def save_atomically(run_dir: Path, step: int, write: Callable[[Path], None], keep: int) -> Path:
-    """Call ``write(tmp_dir)`` then rename tmp_dir to ``step_{step:09d}``; keep the newest ``keep``."""
-    root = checkpoint_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{PREFIX}{step:09d}"
-    tmp = root / f".tmp-{final.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
+def staging_dir(run_dir: Path, step: int, create: bool = True) -> Path:
+    """The temporary directory to write the checkpoint of ``step`` into (then :func:`commit` it); ``create``
+    empties and creates it (one process does, the others only need the path)."""
+    tmp = checkpoint_dir(run_dir) / f".tmp-{PREFIX}{step:09d}"
+    if create:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit(staged: Path, keep: int) -> Path:
+    """Rename a fully written staging directory to ``step_NNNNNNNNN`` and keep the newest ``keep``."""
+    final = staged.with_name(staged.name.removeprefix(".tmp-"))
     if final.exists():
         shutil.rmtree(final)
-    os.replace(tmp, final)
-    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+    os.replace(staged, final)
+    done = sorted(p for p in final.parent.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
     for old in done[: max(len(done) - keep, 0)]:
         shutil.rmtree(old)
     return final

@@ -1,16 +1,22 @@
 """The training loop: recipe -> built objects -> D step / G step -> EMA -> logs and checkpoints.
 
-Accelerate is the engine (one CPU process, DDP over many GPUs or nodes, mixed precision). The Trainer never
-knows which objective it runs: it asks the objective for a D-step loss and a G-step loss and steps the
-matching optimiser. Per iteration, each network has exactly one backward pass:
+Accelerate is the engine (one CPU process, DDP over many GPUs or nodes, bf16 / fp16 with loss scaling,
+torch.compile). The Trainer never knows which objective or data set it runs: it asks the objective for a
+D-step and a G-step loss, the batch stream (gdiff/data/stream.py) for batches, gdiff.eval for metrics and the
+run directory (gdiff/rundir.py) to write things down. Per iteration, each network has one backward pass per
+micro-batch:
 
     D step: objective.discriminator_loss (fakes under no_grad) -> backward -> Adam(D)
     G step: D frozen (requires_grad False, no DDP sync) -> objective.generator_loss -> backward -> Adam(G)
     EMA of G.
+
+Loss parts stay on the device and are read only at log and checkpoint steps (no host synchronisation
+inside the step).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -18,45 +24,61 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import TorchDynamoPlugin, set_seed
+from safetensors.torch import load_file
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 from gdiff import checkpoints, data, lr_schedule, nets, objectives, recipes
+from gdiff.data.stream import BatchStream
 from gdiff.diffusion import Schedule
+from gdiff.eval import evaluate as evaluate_metrics
+from gdiff.rundir import RunDir
 from gdiff.sampling import sample
 
+EMA_FILE, STATE_FILE = "ema.safetensors", "trainer_state.json"
+GRID_SIZE = 64  # samples in each picture of EMA samples
 
-class _Step:
-    """The step counter, registered with Accelerate so that save_state / load_state carry it."""
+
+class _Meter:
+    """Running sums of loss parts on the device; read (one synchronisation) only when logging."""
 
     def __init__(self) -> None:
-        self.value = 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
 
-    def state_dict(self) -> dict[str, int]:
-        return {"step": self.value}
+    def add(self, parts: dict[str, torch.Tensor]) -> None:
+        for key, value in parts.items():
+            value = value.detach().float()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+            self.counts[key] = self.counts.get(key, 0) + 1
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.value = int(state["step"])
+    def means(self) -> dict[str, float]:
+        """Means since the last call (then reset)."""
+        out = {k: float(v) / self.counts[k] for k, v in self.sums.items()}
+        self.sums, self.counts = {}, {}
+        return out
 
 
 class Trainer:
-    """Train a diffusion GAN described by ``recipe`` into ``run_dir`` (resuming from its last checkpoint)."""
+    """Train a diffusion GAN described by ``recipe`` into ``run_dir`` (resuming from its last checkpoint).
+
+    The constructor does all the set-up and raises ValueError / FileNotFoundError for configuration problems
+    (recipe keys, data, networks, batch geometry) before anything is written.
+    """
 
     def __init__(self, recipe: recipes.Recipe, run_dir: str | Path, accelerator: Accelerator | None = None) -> None:
-        self.recipe, self.run_dir = recipe, Path(run_dir)
-        cfg = recipe.train
+        self.recipe, cfg = recipe, recipe.train
         if cfg.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"train.mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
-        self.accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision,
-                                                      log_with=cfg.trackers or None, project_dir=str(run_dir))
-        acc = self.accelerator
-        if cfg.batch_size % acc.num_processes:
-            raise ValueError(f"train.batch_size={cfg.batch_size} must be divisible by the number of processes "
-                             f"({acc.num_processes})")
-        self.local_batch = cfg.batch_size // acc.num_processes
+        dynamo = TorchDynamoPlugin(backend="no" if cfg.compile == "no" else "inductor",
+                                   mode=None if cfg.compile in ("no", "default") else cfg.compile)
+        self.accelerator = acc = accelerator or Accelerator(
+            mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None, project_dir=str(run_dir),
+            dynamo_plugin=dynamo)
+        self.run_dir = RunDir(run_dir, acc.is_main_process)
+        self.local_batch, self.micro_batch = self._batch_geometry(cfg, acc.num_processes)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         set_seed(cfg.seed)
@@ -64,161 +86,244 @@ class Trainer:
         self.data = data.build(recipe.data)
         self.schedule = Schedule.from_config(recipe.diffusion)
         self.objective = objectives.from_config(recipe.objective)
-        G = nets.build(recipe.generator, self.data.data_shape, self.data.num_classes, "generator")
-        D = nets.build(recipe.discriminator, self.data.data_shape, self.data.num_classes, "discriminator")
-        self.objective.check(D)
-        self.ema = ModelEmaV3(G, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup)
-        self.ema.requires_grad_(False)
+        shape, classes = self.data.data_shape, self.data.num_classes
+        G = nets.build(recipe.generator, shape, classes, "generator")
+        D = self._build_discriminator(shape, classes)
+        fmt = torch.channels_last if cfg.channels_last and len(shape) == 3 else torch.preserve_format
+        G, D = G.to(memory_format=fmt), None if D is None else D.to(memory_format=fmt)
+        self._G = G  # the plain module (parameters shared with the prepared one): what the EMA follows
+        self.ema = ModelEmaV3(G, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup).requires_grad_(False)
         opt = recipe.optim
         lr_schedule.check(opt.lr_decay, opt.decay_start, opt.lr_min, (opt.lr_g, opt.lr_d))
-        opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr_g, betas=opt.betas, weight_decay=opt.weight_decay)
-        opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr_d, betas=opt.betas, weight_decay=opt.weight_decay)
-        self.G, self.D, self.opt_g, self.opt_d = acc.prepare(G, D, opt_g, opt_d)
+        fused = {"fused": True} if acc.device.type == "cuda" else {}
+        adam = {"betas": opt.betas, "weight_decay": opt.weight_decay, **fused}
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr_g, **adam)
+        if D is None:
+            self.G, self.opt_g = acc.prepare(G, self.opt_g)
+            self.D = self.opt_d = None
+        else:
+            self.opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr_d, **adam)
+            self.G, self.D, self.opt_g, self.opt_d = acc.prepare(G, D, self.opt_g, self.opt_d)
+        self._D_eager = getattr(self.D, "_orig_mod", self.D)  # R1 steps need double backward: no compile
         self.ema.to(acc.device)
         set_seed(cfg.seed, device_specific=True)  # same initial weights everywhere, different noise per rank
-        self.step = _Step()
-        acc.register_for_checkpointing(self.ema, self.step)
-        self.x = self.data.x.to(acc.device)
-        self.labels = None if self.data.labels is None else self.data.labels.to(acc.device)
+        self.step = 0
+        self.stream = BatchStream(self.data, self.local_batch, seed=cfg.seed, rank=acc.process_index,
+                                  world=acc.num_processes, device=acc.device, num_workers=cfg.num_workers,
+                                  channels_last=cfg.channels_last)
+        self.best: float | None = None
+
+    @staticmethod
+    def _batch_geometry(cfg: recipes.TrainConfig, processes: int) -> tuple[int, int]:
+        if cfg.batch_size % processes:
+            raise ValueError(f"train.batch_size={cfg.batch_size} must be divisible by the number of processes "
+                             f"({processes})")
+        local = cfg.batch_size // processes
+        micro = cfg.micro_batch or local
+        if local % micro:
+            raise ValueError(f"train.micro_batch={micro} must divide the per-process batch {local} "
+                             f"(train.batch_size={cfg.batch_size} over {processes} process(es))")
+        return local, micro
+
+    def _build_discriminator(self, shape: tuple[int, ...], classes: int) -> torch.nn.Module | None:
+        if self.recipe.discriminator.get("type") == "none":
+            if self.objective.reads_discriminator:
+                raise ValueError(f"objective '{self.objective.name}' reads a discriminator; "
+                                 f"discriminator.type must not be none")
+            return None
+        D = nets.build(self.recipe.discriminator, shape, classes, "discriminator")
+        self.objective.check(D)
+        group = getattr(D, "stddev_group", 0)
+        if group and self._batch_geometry(self.recipe.train, self.accelerator.num_processes)[1] % group:
+            raise ValueError(f"the discriminator's minibatch-stddev groups of {group} need a per-process "
+                             f"micro-batch divisible by {group}; got {self.micro_batch}: adjust train.batch_size "
+                             f"or train.micro_batch")
+        return D
 
     # ---------------------------------------------------------------------------------------- state
-    def _write_recipe(self) -> None:
-        path = self.run_dir / "recipe.yaml"
-        if path.exists():
-            changed = recipes.load(path).differences(self.recipe)
-            if changed:
-                raise ValueError(f"{path} holds a different recipe (differs in {', '.join(changed)}); resume "
-                                 f"with the same recipe or use a new --run-dir")
-        path.write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
-
     def resume(self) -> bool:
         """Load the newest checkpoint of the run directory, if any. Returns whether one was loaded."""
-        found = checkpoints.latest(self.run_dir)
+        found = checkpoints.latest(self.run_dir.path)
         if found is None:
             return False
         self.accelerator.load_state(str(found))
-        self.accelerator.print(f"resumed from {found} (step {self.step.value})")
+        self.ema.module.load_state_dict(load_file(str(found / EMA_FILE), device=str(self.accelerator.device)))
+        state = json.loads((found / STATE_FILE).read_text())
+        self.step = int(state["step"])
+        self.stream.load_state_dict(state["stream"])
+        self.best = state.get("best")
+        self.accelerator.print(f"resumed from {found} (step {self.step})")
         return True
 
     def save(self) -> None:
-        """Checkpoint the full training state and export the EMA generator (main process writes)."""
-        acc = self.accelerator
+        """Checkpoint the full training state and export the EMA generator (atomically)."""
+        acc, root = self.accelerator, self.run_dir.path
+        staged = checkpoints.staging_dir(root, self.step, create=acc.is_main_process)
+        acc.wait_for_everyone()
+        acc.save_state(str(staged))  # every process writes its RNG state
+        if acc.is_main_process:
+            checkpoints.save_tensors_atomically(self.ema.module.state_dict(), staged / EMA_FILE)
+            state = {"step": self.step, "stream": self.stream.state_dict(), "best": self.best}
+            (staged / STATE_FILE).write_text(json.dumps(state))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            checkpoints.save_atomically(self.run_dir, self.step.value, lambda d: acc.save_state(str(d)),
-                                        self.recipe.train.keep_checkpoints)
-            checkpoints.save_tensors_atomically(self.ema.module.state_dict(),
-                                                self.run_dir / "generator_ema.safetensors")
+            checkpoints.commit(staged, self.recipe.train.keep_checkpoints)
+            checkpoints.save_tensors_atomically(self.ema.module.state_dict(), root / "generator_ema.safetensors")
         acc.wait_for_everyone()
 
     # --------------------------------------------------------------------------------------- loop
-    def _batch(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = torch.randint(0, self.x.shape[0], (self.local_batch,), generator=gen).to(self.x.device)
-        return self.x[idx], None if self.labels is None else self.labels[idx]
-
     def _set_learning_rates(self) -> None:
         opt, max_steps = self.recipe.optim, self.recipe.train.max_steps
         for optimizer, base in ((self.opt_g, opt.lr_g), (self.opt_d, opt.lr_d)):
-            lr = lr_schedule.learning_rate(base, self.step.value, max_steps, opt.lr_decay, opt.decay_start,
-                                           opt.lr_min)
+            if optimizer is None:
+                continue
+            lr = lr_schedule.learning_rate(base, self.step, max_steps, opt.lr_decay, opt.decay_start, opt.lr_min)
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-    def train_step(self, x0: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
-        """One D step and one G step; returns the loss parts as floats."""
-        acc, step = self.accelerator, self.step.value
+    def _accumulate(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x0: torch.Tensor,
+                    labels: torch.Tensor | None, meter: _Meter) -> None:
+        """Zero grads, backward ``loss_fn(x, labels)`` over the micro-batches (DDP sync on the last), step."""
+        acc = self.accelerator
+        optimizer.zero_grad(set_to_none=True)
+        chunks = x0.split(self.micro_batch)
+        label_chunks = labels.split(self.micro_batch) if labels is not None else [None] * len(chunks)
+        for i, (x, y) in enumerate(zip(chunks, label_chunks, strict=True)):
+            sync = contextlib.nullcontext() if i == len(chunks) - 1 else acc.no_sync(model)
+            with sync, acc.autocast():
+                losses = loss_fn(x, y)
+            acc.backward(losses.total / len(chunks))
+            meter.add(losses.parts)
+        optimizer.step()
+
+    def train_step(self, x0: torch.Tensor, labels: torch.Tensor | None, meter: _Meter | None = None) -> _Meter:
+        """One D step and one G step on a per-process batch; loss parts are added to ``meter`` (on device)."""
+        meter = meter or _Meter()
+        step, obj = self.step, self.objective
         self._set_learning_rates()
-        parts: dict[str, torch.Tensor] = {}
-        if self.objective.trains_discriminator:
-            with acc.autocast():
-                d = self.objective.discriminator_loss(self.G, self.D, self.schedule, x0, labels, step)
-            self.opt_d.zero_grad(set_to_none=True)
-            acc.backward(d.total)
-            self.opt_d.step()
-            parts.update(d.parts)
-        self.D.requires_grad_(False)
-        with acc.no_sync(self.D), acc.autocast():
-            g = self.objective.generator_loss(self.G, self.D, self.schedule, x0, labels, step)
-        self.opt_g.zero_grad(set_to_none=True)
-        acc.backward(g.total)
-        self.opt_g.step()
-        self.D.requires_grad_(True)
-        self.ema.update(acc.unwrap_model(self.G), step=step)
-        parts.update(g.parts)
-        return {k: float(v) for k, v in parts.items()}
+        if self.D is not None and obj.trains_discriminator:
+            D = self._D_eager if obj.double_backward(step) else self.D
+            self._accumulate(self.D, self.opt_d, lambda x, y: obj.discriminator_loss(self.G, D, self.schedule, x, y,
+                                                                                    step), x0, labels, meter)
+        if self.D is not None:
+            self.D.requires_grad_(False)
+        with contextlib.nullcontext() if self.D is None else self.accelerator.no_sync(self.D):
+            self._accumulate(self.G, self.opt_g, lambda x, y: obj.generator_loss(self.G, self.D, self.schedule, x,
+                                                                                y, step), x0, labels, meter)
+        if self.D is not None:
+            self.D.requires_grad_(True)
+        self.ema.update(self._G, step=step)
+        return meter
 
     def train(self) -> None:
-        """Run to ``train.max_steps``, resuming first; logs to ``log.jsonl``, checkpoints, then evaluates."""
+        """Run to ``train.max_steps``, resuming first; logs, pictures, evaluations, checkpoints."""
         acc, cfg = self.accelerator, self.recipe.train
-        if acc.is_main_process:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._write_recipe()
+        self.run_dir.prepare(self.recipe)
         acc.wait_for_everyone()
         self.resume()
-        acc.init_trackers("gdiff")
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + acc.process_index * 7919 + self.step.value)
-        log_path = self.run_dir / "log.jsonl"
-        bar = tqdm(total=cfg.max_steps, initial=self.step.value, disable=not acc.is_main_process,
-                   desc=f"{self.objective.name} T={self.schedule.num_steps}", dynamic_ncols=True)
-        start = time.perf_counter()
-        while self.step.value < cfg.max_steps:
-            parts = self.train_step(*self._batch(gen))
-            self.step.value += 1
+        self.run_dir.record_start(step=self.step, world_size=acc.num_processes, device=str(acc.device),
+                                  mixed_precision=cfg.mixed_precision, compile=cfg.compile,
+                                  data=self.data.describe())
+        acc.init_trackers("gdiff", config=_flat_scalars(self.recipe.to_dict()))
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not acc.is_main_process, dynamic_ncols=True,
+                   desc=f"{self.objective.name} T={self.schedule.num_steps}")
+        meter, start, window = _Meter(), time.perf_counter(), (time.perf_counter(), self.step)
+        while self.step < cfg.max_steps:
+            self.train_step(*next(self.stream), meter)
+            self.step += 1
             bar.update(1)
-            if not all(math.isfinite(v) for v in parts.values()):
-                self.save()
-                raise FloatingPointError(f"non-finite loss at step {self.step.value}: {parts}")
-            every = self.recipe.eval.every
-            evaluated = bool(every) and self.step.value % every == 0 and self.step.value < cfg.max_steps
-            if evaluated:
-                parts.update({f"eval/{k}": v for k, v in self.metrics().items()})
-            if self.step.value % cfg.log_every == 0 or self.step.value == cfg.max_steps or evaluated:
-                record = {"step": self.step.value, "time": time.perf_counter() - start, **parts}
-                acc.log(parts, step=self.step.value)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items() if k.endswith("total")})
-                if acc.is_main_process:
-                    with log_path.open("a") as f:
-                        f.write(json.dumps(record) + "\n")
-            if cfg.checkpoint_every and self.step.value % cfg.checkpoint_every == 0:
+            step, last = self.step, self.step == cfg.max_steps
+            checkpoint = last or bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
+            if step % cfg.log_every == 0 or checkpoint:
+                parts = meter.means()
+                self._stop_if_not_finite(parts)
+                now = time.perf_counter()
+                images_per_s = (step - window[1]) * cfg.batch_size / max(now - window[0], 1e-9)
+                window = (now, step)
+                bar.set_postfix({"img/s": f"{images_per_s:.0f}",
+                                 **{k: f"{v:.3f}" for k, v in parts.items() if k.endswith("total")}})
+                self._log({"step": step, "time": now - start, "images_per_s": images_per_s, **parts})
+            if cfg.sample_every and step % cfg.sample_every == 0 and not last:
+                self.save_samples()
+            if self.recipe.eval.every and step % self.recipe.eval.every == 0 and not last:
+                self._log({"step": step, **{f"eval/{k}": v for k, v in self._evaluate().items()}})
+            if last and acc.is_main_process:
+                self.evaluate()  # before the last checkpoint, which then holds the best metric so far
+            if checkpoint:
                 self.save()
         bar.close()
-        self.save()
-        if acc.is_main_process:
-            self.evaluate()
         acc.end_training()
+
+    def _stop_if_not_finite(self, parts: dict[str, float]) -> None:
+        bad = {k: v for k, v in parts.items() if not math.isfinite(v)}
+        if bad:
+            raise FloatingPointError(f"non-finite loss before step {self.step} ({bad}); stopped without saving: "
+                                     f"the last good checkpoint in {checkpoints.checkpoint_dir(self.run_dir.path)} "
+                                     f"is intact (lower the learning rates or use train.mixed_precision=no)")
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.run_dir.log(record)
+        self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
     # ----------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
     def sample(self, num: int, steps: int | None = None, seed: int = 0) -> torch.Tensor:
-        """``num`` samples of the EMA generator, in data space [num, *data_shape] (float32, on the CPU)."""
-        gen = torch.Generator(device=self.accelerator.device).manual_seed(seed)
-        G = self.ema.module.eval()
-        out = []
+        """``num`` samples of the EMA generator, in data space [num, *data_shape] (float32, on the CPU).
+        Class-conditional models get labels 0, 1, 2, ... cyclically. Draws from its own generator only."""
+        device = self.accelerator.device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        G, classes, out = self.ema.module.eval(), self.data.num_classes, []
         for lo in range(0, num, self.recipe.eval.batch_size):
             n = min(self.recipe.eval.batch_size, num - lo)
-            x_T = torch.randn(n, *self.data.data_shape, generator=gen, device=self.accelerator.device)
-            out.append(self.data.to_data(sample(G, self.schedule, x_T, steps=steps, generator=gen)).float().cpu())
+            x_T = torch.randn(n, *self.data.data_shape, generator=gen, device=device)
+            labels = torch.arange(lo, lo + n, device=device) % classes if classes else None
+            x0 = sample(G, self.schedule, x_T, labels, steps=steps, generator=gen)
+            out.append(self.data.to_data(x0.float()).cpu())
         return torch.cat(out)
 
-    def metrics(self, samples: torch.Tensor | None = None) -> dict[str, float]:
-        """The data's metrics (mixtures: Frechet, modes, ...) of ``eval.num_samples`` EMA samples; {} if none."""
-        if self.data.centres is None:
-            return {}
-        from gdiff.metrics.mixture import mixture_metrics
+    def save_samples(self) -> Path | None:
+        """A picture of GRID_SIZE EMA samples from fixed noise into samples/ and the trackers."""
+        samples = self.sample(GRID_SIZE, seed=self.recipe.train.seed)
+        raw = self.data.raw
+        real = self.data.to_data(self.data.to_model(raw[:10_000])) if samples.ndim == 2 and raw is not None else None
+        path = self.run_dir.save_samples(samples, self.step, f"{self.objective.name}, step {self.step}", real)
+        if path is not None and samples.ndim == 4:
+            for tracker in self.accelerator.trackers:
+                if tracker.name == "tensorboard":
+                    tracker.log_images({"samples": ((samples + 1) / 2).clamp(0, 1)}, step=self.step,
+                                       dataformats="NCHW")
+        return path
 
-        samples = self.sample(self.recipe.eval.num_samples) if samples is None else samples
-        return mixture_metrics(samples, self.data.to_data(self.data.x), self.data.centres, self.data.mode_std)
+    def _evaluate(self) -> dict[str, float]:
+        """Metrics of EMA samples (gdiff.eval decides which); keeps generator_best.safetensors by ``eval.best``."""
+        cfg = self.recipe.eval
+        metrics = evaluate_metrics(self.sample, self.data, cfg)
+        if cfg.best and cfg.best in metrics:
+            value = metrics[cfg.best]
+            if self.best is None or (value < self.best if cfg.best_mode == "min" else value > self.best):
+                self.best = value
+                if self.accelerator.is_main_process:
+                    checkpoints.save_tensors_atomically(self.ema.module.state_dict(),
+                                                        self.run_dir.path / "generator_best.safetensors")
+                    self.run_dir.write_metrics({"step": self.step, **metrics}, "metrics_best.json")
+        return metrics
 
     def evaluate(self) -> dict[str, Any]:
-        """Metrics (and a scatter plot for 2-D data) of EMA samples, written to the run directory."""
-        from gdiff.plots import scatter_samples
-
-        samples = self.sample(self.recipe.eval.num_samples)
-        real = self.data.to_data(self.data.x)
-        result: dict[str, Any] = {"step": self.step.value, "num_samples": len(samples), **self.metrics(samples)}
-        if samples.ndim == 2 and samples.shape[1] == 2:
-            scatter_samples(real, samples, self.run_dir / "samples.png",
-                            title=f"{self.objective.name}, T={self.schedule.num_steps}, step {self.step.value}")
-        (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        """Final metrics (and a picture) of EMA samples into the run directory's metrics.json."""
+        result: dict[str, Any] = {"step": self.step, "num_samples": self.recipe.eval.num_samples,
+                                  **self._evaluate()}
+        self.save_samples()
+        self.run_dir.write_metrics(result)
         self.accelerator.print(json.dumps(result))
         return result
+
+
+def _flat_scalars(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten a recipe for tracker hyper-parameters (lists become strings)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat_scalars(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return out

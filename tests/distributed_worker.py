@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 
 from gdiff import recipes
 from gdiff.trainer import Trainer
@@ -19,7 +18,7 @@ out = Path(sys.argv[1])
 recipe = recipes.from_dict(recipes.apply_overrides(TINY, ["train.max_steps=6", "train.checkpoint_every=3",
                                                           *sys.argv[2:]]))
 trainer = Trainer(recipe, out / "run")
-first_batch = trainer._batch(torch.Generator().manual_seed(123 + PartialState().process_index))[0]
+first_batch = trainer.stream.source.raw[trainer.stream.indices(0)]
 trainer.train()
 rank = trainer.accelerator.process_index
 torch.save({"G": [p.detach() for p in trainer.G.parameters()], "D": [p.detach() for p in trainer.D.parameters()],

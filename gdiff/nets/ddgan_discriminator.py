@@ -76,6 +76,7 @@ class DDGANDiscriminator(nn.Module):
     """
 
     registry_name = "ddgan_discriminator"
+    stddev_group = STDDEV_GROUP  # the Trainer checks that every micro-batch splits into such groups
     heads: frozenset[str] = frozenset()
     layout: tuple[tuple[int, bool], ...] = ()
 

@@ -121,6 +121,16 @@ class Objective:
         """False when no term has a D-step loss (e.g. AFD cross-entropy alone): the caller skips the D step."""
         return self._d_real is not None or self._d_fake is not None
 
+    def double_backward(self, step: int) -> bool:
+        """Whether the D step of ``step`` differentiates through D's input gradient (R1): the caller must then
+        run D eagerly (torch.compile does not support double backward)."""
+        return any(term.real_needs_grad(step) for term in self.terms if term.d_weight != 0)
+
+    @property
+    def reads_discriminator(self) -> bool:
+        """False when no term reads D in either step (a plain denoiser): the caller may build no D at all."""
+        return self.trains_discriminator or self._g_fake is not None
+
     @property
     def required_heads(self) -> frozenset[str]:
         return _union([self._d_real, self._d_fake, self._g_fake, frozenset()]) - {"logits"}
@@ -179,7 +189,7 @@ class Objective:
         data = StepData(schedule, pair, fake_x0, fake_x_s, step)
         d_terms = [term for term in self.terms if term.d_weight != 0]
         if self._d_real is not None:
-            if any(term.real_needs_grad(step) for term in d_terms):
+            if self.double_backward(step):
                 pair.x_s.requires_grad_(True)
             data.real = self._run_d(D, pair.x_s, pair, self._d_real)
         if self._d_fake is not None:
