@@ -79,7 +79,7 @@ class StackedMNIST(DataSource):
         self.name = name
         paths = [find_idx(self.root, f) for f in FILES[split]]
         if None in paths:
-            missing = [f for f, p in zip(FILES[split], paths) if p is None]
+            missing = [f for f, p in zip(FILES[split], paths, strict=True) if p is None]
             raise MissingDataError(f"MNIST {split}: missing {missing} in data.root = {str(self.root)!r}; "
                                    f"it should hold {_WHAT}")
         images, digits = read_idx(paths[0], 3), read_idx(paths[1], 1)
