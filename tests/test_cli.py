@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,3 +76,7 @@ def test_two_ddp_ranks_stay_in_sync(tmp_path, overrides):
     for key in ("G", "D", "ema"):
         assert all(torch.equal(a, b) for a, b in zip(ranks[0][key], ranks[1][key], strict=True)), key
     assert (tmp_path / "run" / "checkpoints" / "step_000000006").is_dir()
+    start = json.loads((tmp_path / "run" / "metadata.json").read_text())["starts"][0]
+    assert start["world_size"] == 2 and start["versions"]["torch"] == torch.__version__
+    states = sorted(p.name for p in (tmp_path / "run" / "checkpoints" / "step_000000006").iterdir())
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= set(states), "each rank's RNG must be saved"
