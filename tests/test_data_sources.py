@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import io
 import os
 import pickle
 import struct
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -299,6 +301,20 @@ def test_imagenet64_val_cache_dir_and_stale_cache(imagenet, tmp_path):
     assert len(rebuilt) == 2 and rebuilt[1][0].eq(9).all() and rebuilt.labels.tolist() == [4, 5]
 
 
+def test_imagenet64_writer_waits_for_the_lock(imagenet, tmp_path):
+    root, arrays = imagenet
+    npz, cache = root / "Imagenet64_train_part2_npz" / "train_data_batch_9.npz", tmp_path / "b9.images.npy"
+    writer = threading.Thread(target=imagenet64_module.cache_batch, args=(npz, cache))
+    with open(tmp_path / "b9.images.npy.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another rank is writing
+        writer.start()
+        writer.join(0.3)
+        assert writer.is_alive() and not cache.exists()
+    writer.join(10)
+    assert not writer.is_alive() and np.array_equal(np.load(cache).reshape(9, -1), arrays[9][0])
+    assert [p.name for p in tmp_path.glob("*.tmp")] == []
+
+
 def test_imagenet64_errors(imagenet):
     root, _ = imagenet
     (root / "Imagenet64_train_part2_npz" / "train_data_batch_7.npz").unlink()
@@ -312,6 +328,8 @@ def test_imagenet64_errors(imagenet):
         build({"type": "imagenet64", "root": root, "split": "val"})
     with pytest.raises(ValueError, match="data.split"):
         build({"type": "imagenet64", "root": root, "split": "test"})
+    with pytest.raises(OSError, match="data.cache_dir"):
+        build({"type": "imagenet64", "root": root, "split": "val", "cache_dir": root / "val_data.npz"})
 
 
 # ----------------------------------------------------------------------------------------------- stacked mnist

@@ -3,7 +3,7 @@
 The official npz batches (``train_data_batch_1.npz`` ... ``_10.npz``, ``val_data.npz``) hold ``data`` uint8
 [N, 12288] (R, G, B planes of 64 x 64, row-major, so a row reshapes to [3, 64, 64]) and ``labels`` 1..1000.
 The training set is 1.28 M images (15.7 GB), too big for memory, and the arrays are zip-compressed, so they
-cannot be memory-mapped where they are. On first use each batch's ``data`` is streamed (64 MB at a time, never
+cannot be memory-mapped where they are. On first use each batch's ``data`` is streamed (4 MB at a time, never
 the whole array in memory) into an uncompressed ``<batch>.images.npy`` [N, 3, 64, 64] in ``cache_dir``
 (default: beside the npz files; the same bytes, so 15.7 GB for the training split), written atomically under
 an exclusive lock (concurrent ranks wait for one writer). Later runs and every DataLoader worker memory-map
@@ -35,7 +35,7 @@ _WHAT = ("the downsampled ImageNet 64x64 npz batches train_data_batch_1.npz ... 
          f".zip, Imagenet64_train_part2_npz.zip and Imagenet64_val_npz.zip ('Download downsampled images', "
          f"64x64) from {URL} (an ImageNet account is needed) and unzip them there")
 _SHAPE = (3, 64, 64)
-_CHUNK = 64 << 20
+_CHUNK = 4 << 20  # bytes per read; larger reads only cost memory (zipfile joins pieces)
 
 
 def _npy_header(stream: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -60,12 +60,12 @@ def _cache_ok(cache: Path, npz: Path, count: int) -> bool:
 def cache_batch(npz: Path, cache: Path) -> int:
     """Make ``cache`` a uint8 .npy [N, 3, 64, 64] of ``npz``'s ``data`` (kept if already complete); returns N.
 
-    An exclusive lock on ``<cache>.lock`` makes concurrent processes (ranks) wait for one writer; the file is
-    written under a temporary name and renamed into place.
+    The writer holds an exclusive lock on ``<cache>.lock`` (concurrent ranks wait for it, then find the cache
+    complete) and writes under a temporary name renamed into place. A complete cache is only read, so it may
+    sit in a read-only folder.
     """
     width = int(np.prod(_SHAPE))
-    with open(cache.with_name(cache.name + ".lock"), "a") as lock, zipfile.ZipFile(npz) as archive:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with zipfile.ZipFile(npz) as archive:
         if "data.npy" not in archive.namelist():
             raise ValueError(f"{npz}: no 'data' array (members: {archive.namelist()})")
         with archive.open("data.npy") as member:
@@ -77,17 +77,21 @@ def cache_batch(npz: Path, cache: Path) -> int:
                 return count
             tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
             try:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(count, *_SHAPE))
-                flat, done = out.reshape(-1), 0
-                while done < flat.size:
-                    chunk = member.read(min(_CHUNK, flat.size - done))
-                    if not chunk:
-                        raise ValueError(f"{npz}: 'data' ends after {done} of {flat.size} bytes")
-                    flat[done:done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-                    done += len(chunk)
-                out.flush()
-                del out, flat
-                os.replace(tmp, cache)
+                with open(cache.with_name(cache.name + ".lock"), "a") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    if _cache_ok(cache, npz, count):  # another process wrote it while we waited
+                        return count
+                    with open(tmp, "wb") as out:
+                        header = {"descr": "|u1", "fortran_order": False, "shape": (count, *_SHAPE)}
+                        np.lib.format.write_array_header_1_0(out, header)
+                        done, total = 0, count * width
+                        while done < total:
+                            chunk = member.read(min(_CHUNK, total - done))
+                            if not chunk:
+                                raise ValueError(f"{npz}: 'data' ends after {done} of {total} bytes")
+                            out.write(chunk)
+                            done += len(chunk)
+                    os.replace(tmp, cache)
             except OSError as err:
                 raise OSError(f"cannot write the image cache {cache} ({err}); point data.cache_dir at a "
                               f"writable folder with {count * width / 1e9:.1f} GB free") from err
@@ -98,10 +102,11 @@ def cache_batch(npz: Path, cache: Path) -> int:
 
 def read_labels(npz: Path, count: int) -> np.ndarray:
     """``labels`` 1..1000 of one npz batch -> int64 [count] in 0..999."""
-    with np.load(npz) as arrays:
-        if "labels" not in arrays:
-            raise ValueError(f"{npz}: no 'labels' array")
-        labels = np.asarray(arrays["labels"], dtype=np.int64).reshape(-1)
+    try:
+        with np.load(npz) as arrays:
+            labels = np.asarray(arrays["labels"], dtype=np.int64).reshape(-1)
+    except (KeyError, ValueError, TypeError) as err:
+        raise ValueError(f"{npz}: no readable integer 'labels' array ({err})") from err
     if len(labels) != count:
         raise ValueError(f"{npz}: {len(labels)} labels for {count} images")
     if count and (labels.min() < 1 or labels.max() > 1000):
@@ -131,7 +136,10 @@ class ImageNet64(DataSource):
             raise ValueError(f"data.cache_dir must be a path, got {cache_dir!r}")
         cache = None if cache_dir is None else Path(cache_dir).expanduser()
         if cache is not None:
-            cache.mkdir(parents=True, exist_ok=True)
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OSError(f"data.cache_dir = {str(cache)!r} cannot be made a folder: {err}") from err
         self.files: list[Path] = []
         counts, labels = [], []
         for npz in found.values():
