@@ -11,6 +11,9 @@ Contracts (every network of gdiff keeps them; objectives rely on nothing else):
   of x_prev), ``"pixel_logits"`` ([B, H, W] per-pixel logits). ``D.pairwise`` is True when the network
   judges pairs (x_prev, x_t) (DDGAN) and False when it sees x_prev alone (SIDDM's marginal mode; x_t is
   then ignored).
+* ``G.parameterization`` (:class:`gdiff.parameterization.Parameterization`, set by :func:`build` from the
+  generator section's ``parameterization`` and ``transition`` keys) says what G's output means and how the
+  reverse chain steps; the objectives and the sampler read it (default: x0 prediction, posterior draw).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from gdiff.nets.ncsnpp import NCSNppGenerator
 from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
 from gdiff.nets.unet import UNetGenerator
 from gdiff.nets.unet_discriminator import UNetDiscriminator
+from gdiff.parameterization import Parameterization
 
 # type name -> class; each class is built as cls(**section_without_type).
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -50,11 +54,18 @@ def build(section: Mapping[str, Any], data_shape: tuple[int, ...] | None = None,
     kind = section["type"]
     if kind not in REGISTRY:
         raise ValueError(f"{where}.type: unknown network type {kind!r}; known types: {sorted(REGISTRY)}")
-    kwargs = {k: v for k, v in section.items() if k != "type"}
+    chain = {"predicts": section["parameterization"]} if "parameterization" in section else {}
+    chain.update({"transition": section["transition"]} if "transition" in section else {})
+    kwargs = {k: v for k, v in section.items() if k not in ("type", "parameterization", "transition")}
     if data_shape is not None:
         kwargs.setdefault("data_shape", tuple(data_shape))
     kwargs.setdefault("num_classes", num_classes)
     try:
-        return REGISTRY[kind](**kwargs)
+        model = REGISTRY[kind](**kwargs)
     except TypeError as err:
         raise ValueError(f"{where} ({kind}): {err}") from err
+    if chain:
+        if not hasattr(model, "z_dim"):
+            raise ValueError(f"{where} ({kind}): 'parameterization' and 'transition' are generator keys")
+        model.parameterization = Parameterization(**chain)
+    return model

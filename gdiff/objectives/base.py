@@ -8,7 +8,10 @@ makes the fake sample, runs each network pass ONCE with the union of the heads i
 One step, as data (x_s is "x_{t-1}", the less noisy element of the pair):
     x0 -> (s, t) -> x_s ~ q(x_s | x0) -> x_t ~ q(x_t | x_s)
        -> x0' = G(x_t, t, z) -> x_s' ~ q(x_s | x_t, x0')
+(the fake follows G's parameterisation, gdiff/parameterization.py: x0, eps or x_prev, posterior or forward).
 D step: fakes under no_grad, D on real x_s and on x_s' (detached).  G step: D on x_s' (D frozen by the caller).
+``d_input="x0"`` moves the discriminator to x0 space: D(x0, t) on the data and D(x0', t) on G's prediction
+(the SIDDM authors' released 25-Gaussians code); every other term still reads the pair and x_s'.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from gdiff.diffusion import Schedule
-from gdiff.sampling import draw_latent
+from gdiff.parameterization import parameterization_of, reverse_step
+
+D_INPUTS = ("x_prev", "x0")  # where the discriminator looks: the posterior sample x_{t-1}, or x0
 
 
 @dataclass
@@ -43,11 +48,14 @@ class Pair:
 
 @dataclass
 class StepData:
-    """What the terms of one D or G step read: the pair, the fake, and D's outputs (dicts of heads)."""
+    """What the terms of one D or G step read: the pair, the fake, and D's outputs (dicts of heads).
+
+    ``fake_x0`` is None when the generator predicts x_{t-1} directly (``parameterization: x_prev``).
+    """
 
     schedule: Schedule
     pair: Pair
-    fake_x0: Tensor
+    fake_x0: Tensor | None
     fake_x_s: Tensor
     step: int = 0
     real: dict[str, Tensor] = field(default_factory=dict)
@@ -100,11 +108,18 @@ def _union(sets: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
 
 
 class Objective:
-    """A weighted set of terms; see the module docstring for one step as data."""
+    """A weighted set of terms; see the module docstring for one step as data.
 
-    def __init__(self, terms: Iterable[Term], name: str = "objective") -> None:
+    ``d_input``: where D looks, ``"x_prev"`` (the papers) or ``"x0"``. ``transition``: the generator
+    transition the objective is defined for (``"forward"`` for UFOGen), or None for any.
+    """
+
+    def __init__(self, terms: Iterable[Term], name: str = "objective", d_input: str = "x_prev",
+                 transition: str | None = None) -> None:
         self.terms = [term for term in terms if term.weight != 0 or term.d_weight != 0]
         self.name = name
+        self.d_input, self.transition = d_input, transition
+        self._check_d_input()
         opinions = {term.pairwise for term in self.terms} - {None}
         if len(opinions) > 1:
             raise ValueError(f"objective '{name}' mixes terms that need a pairwise discriminator with terms "
@@ -115,6 +130,22 @@ class Objective:
         self._d_real = _union(t.d_real_heads for t in d_terms)
         self._d_fake = _union(t.d_fake_heads for t in d_terms)
         self._g_fake = _union(t.g_fake_heads for t in g_terms)
+
+    def _check_d_input(self) -> None:
+        if self.d_input not in D_INPUTS:
+            raise ValueError(f"objective.d_input must be one of {D_INPUTS}, got {self.d_input!r}")
+        if self.d_input == "x_prev":
+            return
+        reads_heads = [t for t in self.terms if (_union([t.d_real_heads, t.d_fake_heads, t.g_fake_heads])
+                                                 or frozenset()) - {"logits"}]
+        if reads_heads:
+            raise ValueError(f"objective '{self.name}': d_input x0 shows D the clean x0, but {reads_heads} read "
+                             f"discriminator heads defined on x_{{t-1}} (regression of x_t, denoising to x0); "
+                             f"drop them (e.g. siddm entropy: false, denoise_weight: 0) or use d_input x_prev")
+        if any(type(t).real_needs_grad is not Term.real_needs_grad for t in self.terms):
+            raise NotImplementedError(f"objective '{self.name}': R1 takes its gradient w.r.t. the real x_{{t-1}}; "
+                                      f"with d_input x0 it would need the real x0 instead, which R1Penalty does "
+                                      f"not read yet: set r1_gamma: 0")
 
     @property
     def trains_discriminator(self) -> bool:
@@ -161,11 +192,22 @@ class Objective:
             return D(x, t, x_t, pair.labels, heads=tuple(sorted(heads - {"logits"})))
         return {"logits": D(x, t, x_t, pair.labels)}
 
-    @staticmethod
-    def _fake(G: nn.Module, schedule: Schedule, pair: Pair) -> tuple[Tensor, Tensor]:
-        z = draw_latent(G, pair.x_t.shape[0], pair.x_t.device, pair.x_t.dtype)
-        x0 = G(pair.x_t, pair.t.to(pair.x_t.dtype), z, pair.labels)
-        return x0, schedule.posterior_sample(x0, pair.x_t, pair.s, pair.t)
+    def _fake(self, G: nn.Module, schedule: Schedule, pair: Pair) -> tuple[Tensor | None, Tensor]:
+        """(x0' or None, x_s'): one reverse step of G from the real x_t (gdiff/parameterization.py)."""
+        param = parameterization_of(G)
+        if self.transition is not None and param.transition != self.transition:
+            raise ValueError(f"objective '{self.name}' draws its fake x_{{t-1}} by the {self.transition} "
+                             f"transition: set generator.transition: {self.transition} (the sampler follows it)")
+        if param.predicts == "x_prev" and self.d_input == "x0":
+            raise ValueError(f"objective '{self.name}' (d_input x0) needs an x0 prediction, which "
+                             f"generator.parameterization x_prev does not give: use x0 or eps")
+        return reverse_step(G, schedule, pair.x_t, pair.s, pair.t, pair.labels)
+
+    def _d_inputs(self, pair: Pair, data: StepData) -> tuple[Tensor, Tensor]:
+        """(real, fake) inputs of D: (x_s, x_s') or, with ``d_input="x0"``, (x0, x0')."""
+        if self.d_input == "x0":
+            return pair.x0, data.fake_x0
+        return pair.x_s, data.fake_x_s
 
     @staticmethod
     def _sum(terms: list[tuple[float, dict[str, Tensor]]], prefix: str) -> Losses:
@@ -188,12 +230,13 @@ class Objective:
             fake_x0, fake_x_s = self._fake(G, schedule, pair)
         data = StepData(schedule, pair, fake_x0, fake_x_s, step)
         d_terms = [term for term in self.terms if term.d_weight != 0]
+        real_input, fake_input = self._d_inputs(pair, data)
         if self._d_real is not None:
             if self.double_backward(step):
-                pair.x_s.requires_grad_(True)
-            data.real = self._run_d(D, pair.x_s, pair, self._d_real)
+                real_input.requires_grad_(True)
+            data.real = self._run_d(D, real_input, pair, self._d_real)
         if self._d_fake is not None:
-            data.fake = self._run_d(D, fake_x_s, pair, self._d_fake)
+            data.fake = self._run_d(D, fake_input, pair, self._d_fake)
         losses = self._sum([(term.d_weight, term.discriminator_loss(data)) for term in d_terms], "d")
         for side in ("real", "fake"):
             if "logits" in getattr(data, side):
@@ -207,10 +250,12 @@ class Objective:
         fake_x0, fake_x_s = self._fake(G, schedule, pair)
         data = StepData(schedule, pair, fake_x0, fake_x_s, step)
         if self._g_fake is not None:
-            data.fake = self._run_d(D, fake_x_s, pair, self._g_fake)
+            data.fake = self._run_d(D, self._d_inputs(pair, data)[1], pair, self._g_fake)
         g_terms = [term for term in self.terms if term.weight != 0]
         return self._sum([(term.weight, term.generator_loss(data)) for term in g_terms], "g")
 
     def __repr__(self) -> str:
         terms = ",\n  ".join(repr(term) for term in self.terms)
-        return f"Objective('{self.name}', pairwise={self.pairwise}, terms=[\n  {terms}])"
+        where = "" if self.d_input == "x_prev" else f", d_input={self.d_input!r}"
+        where += "" if self.transition is None else f", transition={self.transition!r}"
+        return f"Objective('{self.name}', pairwise={self.pairwise}{where}, terms=[\n  {terms}])"
