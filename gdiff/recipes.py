@@ -1,5 +1,6 @@
 """Recipes: YAML files with one section per built object, plus ``key.path=value`` overrides.
 
+    extends:       base.yaml                                -> optional: a base recipe, path relative to this file
     data:          {type: mog25, ...}                      -> gdiff.data.build
     diffusion:     {schedule: cosine, num_steps: 2}         -> gdiff.diffusion.Schedule.from_config
     generator:     {type: toy_generator, ...}               -> gdiff.nets.build
@@ -9,13 +10,21 @@
     train:         see :class:`TrainConfig`
     eval:          see :class:`EvalConfig`
 
-The builders validate their own sections; this module validates the three plain sections and the top level.
+``extends``: the recipe's keys deep-merge over the base's (mappings merge key by key, any other value, lists
+included, replaces); bases may extend further bases, a cycle is an error. ``key: !delete`` removes a key of
+the base (``train.foo=!delete`` as an override). The resolved recipe (what a run directory's recipe.yaml
+holds) has no ``extends``. Files are read with a SafeLoader subclass: tags that build Python objects are
+refused, never run. The builders validate their own sections; this module validates the three plain
+sections (types and ranges of every key) and the top level. Errors are ValueError / FileNotFoundError
+naming the file and the key.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,11 +33,40 @@ from typing import Any
 
 import yaml
 
+from gdiff import lr_schedule
+
 BUILT_SECTIONS = ("data", "diffusion", "generator", "discriminator", "objective")
+PLAIN_SECTIONS = ("optim", "train", "eval")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
+COMPILE_MODES = ("no", "default", "reduce-overhead", "max-autotune")
+TRACKERS = ("all", "aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
+EVAL_METRICS = ("fid", "isc", "kid", "prc", "modes")  # image metrics; mixtures always get MIXTURE_METRICS
+MIXTURE_METRICS = ("frechet", "modes_covered", "high_quality", "kl_modes_uniform")
+BEST_MODES = ("min", "max")
+
+
+class _Delete:
+    """The value of ``key: !delete``: remove ``key`` from the base recipe."""
+
+    def __repr__(self) -> str:
+        return "!delete"
+
+
+DELETE = _Delete()
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e-4`` as a string; this loader reads it as the float everybody means."""
+    """A SafeLoader that reads ``1e-4`` as a float (YAML 1.1 reads a string), knows ``!delete`` and refuses
+    duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -37,10 +75,53 @@ _Loader.add_implicit_resolver(
                r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
     list("-+0123456789."),
 )
+_Loader.add_constructor("!delete", lambda loader, node: DELETE)
+# PyYAML wants a space after a tag; let ``{a: !delete}`` and ``{a: !delete, b: 1}`` through as well.
+_DELETE_IN_FLOW = re.compile(r"!delete(?=[,\]}])")
 
 
-def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+def parse_yaml(text: str, source: str = "recipe") -> Any:
+    """Parse YAML text; a ValueError names ``source``, the line and the column of any error."""
+    try:
+        return yaml.load(_DELETE_IN_FLOW.sub("!delete ", text), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = err.problem or err.context or "malformed"
+        if "could not determine a constructor" in problem:
+            problem += " (recipes are plain data read with a safe loader: tags that build Python objects are refused)"
+        raise ValueError(f"{source}: not valid YAML{where}: {problem}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{source}: not valid YAML: {err}") from None
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option (difflib), or an empty string."""
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _fail(key: str, value: Any, expected: str) -> None:
+    raise ValueError(f"recipe key {key} must be {expected}, got {value!r}")
+
+
+def _check(key: str, value: Any, ok: bool, expected: str) -> None:
+    if not ok:
+        _fail(key, value, expected)
+
+
+def _check_choice(key: str, value: Any, options: Iterable[str]) -> None:
+    options = tuple(options)
+    if value not in options:
+        hint = did_you_mean(value, options)
+        raise ValueError(f"recipe key {key} must be one of {list(options)}, got {value!r}{hint}")
+
+
+def _check_names(key: str, values: list[str], options: Iterable[str]) -> None:
+    for value in values:
+        _check_choice(f"{key}[]", value, options)
+    if len(set(values)) != len(values):
+        _fail(key, values, "a list without repeats")
 
 
 @dataclass
@@ -55,20 +136,52 @@ class OptimConfig:
     decay_start: float = 0.0
     lr_min: float = 0.0
 
+    def __post_init__(self) -> None:
+        for key in ("lr_g", "lr_d"):
+            value = getattr(self, key)
+            _check(f"optim.{key}", value, math.isfinite(value) and value > 0, "a finite learning rate > 0")
+        _check("optim.betas", list(self.betas), all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)")
+        _check("optim.weight_decay", self.weight_decay, 0 <= self.weight_decay < math.inf, "finite and >= 0")
+        _check_choice("optim.lr_decay", self.lr_decay, lr_schedule.DECAYS)
+        _check("optim.decay_start", self.decay_start, 0 <= self.decay_start < 1, "in [0, 1)")
+        _check("optim.lr_min", self.lr_min, 0 <= self.lr_min <= min(self.lr_g, self.lr_d),
+               f">= 0 and at most both learning rates ({self.lr_g}, {self.lr_d})")
+
 
 @dataclass
 class TrainConfig:
     max_steps: int = 10_000
-    batch_size: int = 256  # total over all processes
+    batch_size: int = 256  # total over all processes (and over accumulated micro-batches)
+    micro_batch: int = 0  # per-process micro-batch; batch_size / (processes x micro_batch) accumulation steps
     seed: int = 0
     ema_decay: float = 0.999
     ema_warmup: bool = True  # timm's EMA warm-up: decay grows with the step count towards ema_decay
-    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate)
+    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate; fp16 with loss scaling)
+    compile: str = "no"  # no | default | reduce-overhead | max-autotune (torch.compile of G and D)
+    channels_last: bool = False  # image networks and batches in channels_last memory format
+    num_workers: int = 4  # DataLoader workers per process for data that does not live on the device
     log_every: int = 100
+    sample_every: int = 0  # a PNG grid of EMA samples from fixed noise every this many steps (0: only at the end)
     checkpoint_every: int = 0  # 0: only at the end
     keep_checkpoints: int = 2
-    trackers: list[str] = field(default_factory=list)  # Accelerate trackers, e.g. [tensorboard]
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])  # Accelerate trackers; [] for none
     threads: int = 0  # torch intra-op threads per process; 0 keeps torch's default (small MLPs like 1)
+
+    def __post_init__(self) -> None:
+        _check("train.max_steps", self.max_steps, self.max_steps >= 0, ">= 0")
+        _check("train.batch_size", self.batch_size, self.batch_size >= 1, ">= 1")
+        _check("train.micro_batch", self.micro_batch, self.micro_batch >= 0, ">= 0 (0: no accumulation)")
+        _check("train.micro_batch", self.micro_batch, not self.micro_batch or self.batch_size % self.micro_batch == 0,
+               f"0 or a divisor of train.batch_size ({self.batch_size})")
+        _check("train.seed", self.seed, 0 <= self.seed < 2**32, "in [0, 2^32)")
+        _check("train.ema_decay", self.ema_decay, 0 <= self.ema_decay <= 1, "in [0, 1]")
+        _check_choice("train.mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
+        _check_choice("train.compile", self.compile, COMPILE_MODES)
+        for key, low in (("num_workers", 0), ("log_every", 1), ("sample_every", 0), ("checkpoint_every", 0),
+                         ("keep_checkpoints", 1), ("threads", 0)):
+            value = getattr(self, key)
+            _check(f"train.{key}", value, value >= low, f">= {low}")
+        _check_names("train.trackers", self.trackers, TRACKERS)
 
 
 @dataclass
@@ -76,6 +189,18 @@ class EvalConfig:
     num_samples: int = 10_000
     batch_size: int = 10_000
     every: int = 0  # also compute the metrics every this many steps into log.jsonl (0: only at the end)
+    metrics: list[str] = field(default_factory=list)  # image metrics (fid, isc, kid, prc, modes); mixtures: always
+    best: str = ""  # keep generator_best.safetensors by this metric (e.g. fid), compared at each evaluation
+    best_mode: str = "min"  # min | max: which direction of ``best`` is better
+
+    def __post_init__(self) -> None:
+        _check("eval.num_samples", self.num_samples, self.num_samples >= 1, ">= 1")
+        _check("eval.batch_size", self.batch_size, self.batch_size >= 1, ">= 1")
+        _check("eval.every", self.every, self.every >= 0, ">= 0 (0: only at the end)")
+        _check_names("eval.metrics", self.metrics, EVAL_METRICS)
+        if self.best:
+            _check_choice("eval.best", self.best, ("", *self.metrics, *MIXTURE_METRICS))
+        _check_choice("eval.best_mode", self.best_mode, BEST_MODES)
 
 
 @dataclass
@@ -101,7 +226,8 @@ class Recipe:
 
 
 RESUMABLE_KEYS = {"train.max_steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
-                  "train.trackers", "train.threads"}
+                  "train.trackers", "train.threads", "train.num_workers", "train.sample_every", "train.compile"}
+PLAIN_CONFIGS = {"optim": OptimConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -120,36 +246,39 @@ def _typed_section(cls: type, values: Any, name: str) -> Any:
     if not isinstance(values, Mapping):
         raise ValueError(f"recipe section '{name}' must be a mapping, got {type(values).__name__}")
     known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"unknown recipe key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
-                         f"known keys of '{name}': {sorted(known)}")
+    for key in values:
+        if key not in known:
+            raise ValueError(f"unknown recipe key {name}.{key}{did_you_mean(key, known)}; "
+                             f"known keys of '{name}': {sorted(known)}")
     defaults = cls()
-    out = {}
-    for key, value in values.items():
-        default = getattr(defaults, key)
-        out[key] = _coerce(value, default, f"{name}.{key}")
-    return cls(**out)
+    return cls(**{key: _coerce(value, getattr(defaults, key), f"{name}.{key}") for key, value in values.items()})
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Check ``value`` against the type of ``default`` (ints may become floats; lists become tuples)."""
+    """Check ``value`` against the type of ``default`` (ints may become floats, integral floats ints; lists
+    become tuples)."""
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):
+        if isinstance(value, float) and value.is_integer():  # 1.0e+6 steps
+            value = int(value)
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif isinstance(default, tuple):
-        ok = isinstance(value, (list, tuple)) and len(value) == len(default)
+        ok = (isinstance(value, (list, tuple)) and len(value) == len(default)
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
         value = tuple(float(v) for v in value) if ok else value
     elif isinstance(default, list):
-        ok = isinstance(value, list)
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        raise ValueError(f"recipe key {where}: expected {type(default).__name__} like {default!r}, got {value!r}")
+        hint = " (YAML reads unquoted no/yes/on/off as booleans: quote the value)" if isinstance(value, bool) else ""
+        expected = f"a list of {len(default)} numbers" if isinstance(default, tuple) else \
+            "a list of names" if isinstance(default, list) else f"{type(default).__name__} like {default!r}"
+        raise ValueError(f"recipe key {where} must be {expected}, got {value!r}{hint}")
     return value
 
 
@@ -157,48 +286,98 @@ def from_dict(raw: Mapping[str, Any], source: str = "recipe") -> Recipe:
     """Validate a nested dict and build a :class:`Recipe`; errors name the key and the source."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"{source}: a recipe must be a mapping of sections, got {type(raw).__name__}")
-    known = set(BUILT_SECTIONS) | {"optim", "train", "eval"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{source}: unknown recipe section(s) {unknown}; known sections: {sorted(known)}")
+    known = (*BUILT_SECTIONS, *PLAIN_SECTIONS)
+    for name in raw:
+        if name not in known:
+            hint = " ('extends' is resolved when a recipe file is loaded)" if name == "extends" else ""
+            raise ValueError(f"{source}: unknown recipe section '{name}'{did_you_mean(name, known)}{hint}; "
+                             f"known sections: {list(known)}")
     missing = [name for name in BUILT_SECTIONS if not isinstance(raw.get(name), Mapping)]
     if missing:
         raise ValueError(f"{source}: recipe section(s) {missing} missing or not a mapping")
     try:
-        return Recipe(**{name: dict(raw[name]) for name in BUILT_SECTIONS},
-                      optim=_typed_section(OptimConfig, raw.get("optim"), "optim"),
-                      train=_typed_section(TrainConfig, raw.get("train"), "train"),
-                      eval=_typed_section(EvalConfig, raw.get("eval"), "eval"))
+        return Recipe(**{name: copy.deepcopy(dict(raw[name])) for name in BUILT_SECTIONS},
+                      **{name: _typed_section(cls, raw.get(name), name) for name, cls in PLAIN_CONFIGS.items()})
     except ValueError as err:
-        raise ValueError(f"{source}: {err}") from err
+        raise ValueError(f"{source}: {err}") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each ``a.b.c=value`` set; values are parsed as YAML (1e-4, true, [1, 2])."""
+    """Return a copy of ``raw`` with each ``a.b.c=value`` set; values are parsed as YAML (1e-4, true, [1, 2]);
+    ``a.b.c=!delete`` removes the key."""
     raw = copy.deepcopy(raw)
     for item in overrides:
         key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r} must look like key.path=value")
-        *parents, leaf = key.split(".")
+        parts = key.split(".")
+        if not sep or not all(parts):
+            raise ValueError(f"override {item!r} must look like key.path=value, e.g. train.max_steps=1000")
+        value = parse_yaml(text, source=f"override {item!r}")
+        *parents, leaf = parts
         node = raw
         for i, part in enumerate(parents):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ValueError(f"override {item!r}: {'.'.join(parents[: i + 1])} is not a section")
+                raise ValueError(f"override {item!r}: {'.'.join(parents[: i + 1])} is a value ({child!r}), "
+                                 f"not a section with keys")
             node = child
-        node[leaf] = parse_yaml(text)
+        if value is DELETE:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
     return raw
 
 
-def load(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Load a YAML recipe, apply overrides and validate."""
+def merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """``child`` deep-merged over ``base``: mappings merge key by key, other values replace, ``!delete`` removes."""
+    out = copy.deepcopy(dict(base))
+    for key, value in child.items():
+        if value is DELETE:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = _without_deletes(value)
+    return out
+
+
+def _without_deletes(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return merge({}, value)
+    if isinstance(value, list):
+        if any(v is DELETE for v in value):
+            raise ValueError("!delete is allowed only as the value of a mapping key, not in a list")
+        return [_without_deletes(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def read(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw recipe of a YAML file with its ``extends`` chain resolved (no validation)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recipe file not found: {path}")
-    with path.open() as f:
-        try:
-            raw = parse_yaml(f.read()) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML: {err}") from err
-    return from_dict(apply_overrides(raw, overrides), source=str(path))
+    if path.resolve() in _chain:
+        loop = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ValueError(f"recipe 'extends' cycle: {loop}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the recipe file: {err}") from None
+    raw = parse_yaml(text, source=str(path))
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a recipe must be a mapping of sections, got {type(raw).__name__}")
+    if "extends" not in raw:
+        return merge({}, raw)
+    ref = raw.pop("extends")
+    if not isinstance(ref, str) or not ref:
+        raise ValueError(f"{path}: 'extends' must be the path of a base recipe relative to this file, got {ref!r}")
+    base_path = path.parent / Path(ref).expanduser()
+    if not base_path.is_file():
+        raise FileNotFoundError(f"{path}: extends: base recipe not found: {base_path}")
+    return merge(read(base_path, (*_chain, path.resolve())), raw)
+
+
+def load(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """Load a YAML recipe (resolving ``extends``), apply overrides and validate."""
+    return from_dict(apply_overrides(read(path), overrides), source=str(path))

@@ -1,42 +1,256 @@
-"""Recipes: every shipped recipe loads and builds; bad recipes fail with errors that name the key."""
+"""Recipes: extends, validation of every plain key, safe YAML, and every shipped recipe loads and builds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
+import yaml
 
-from gdiff import data, nets, objectives, recipes
-from gdiff.diffusion import Schedule
+from gdiff import recipes
+from gdiff.train import dry_run
 
-RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
-DATA_SHAPES = {"mog25": ((2,), 0), "mixture": None}
+ROOT = Path(__file__).parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+GOOD = recipes.parse_yaml((ROOT / "recipes" / "mog25_siddm.yaml").read_text())
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- shipped recipes
+PAPER_RECIPES = ["cifar10_ddgan", "cifar10_siddm", "celebahq256_ddgan", "celebahq256_siddm", "lsun_church256_ddgan",
+                 "imagenet64_siddm", "stackedmnist_ddgan"]
 
 
 def test_recipes_exist():
     names = {p.stem for p in RECIPES}
-    assert {"mog25_siddm", "mog25_ddgan", "mog25_siddm_no_afd"} <= names
+    assert {"mog25_siddm", "mog25_ddgan", "mog25_siddm_no_afd", *PAPER_RECIPES} <= names
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
-def test_shipped_recipe_builds(path):
-    raw = recipes.parse_yaml(path.read_text())
-    if not all(section in raw for section in recipes.BUILT_SECTIONS):
-        pytest.skip(f"{path.name} holds only some sections so far")
+def test_shipped_recipe_loads_and_builds(path):
+    """Load + validate, then what --dry-run does: data shape (assumed where the files are missing), both networks
+    on the meta device, the objective checked against the discriminator."""
     recipe = recipes.load(path)
-    Schedule.from_config(recipe.diffusion)
-    objective = objectives.from_config(recipe.objective)
-    if recipe.data["type"] in ("mog25", "mixture"):
-        source = data.build(recipe.data)
-        shape, classes = source.data_shape, source.num_classes
-    else:  # image data: build the networks without their weights
-        shape, classes = tuple(recipe.data["shape"]), recipe.data.get("num_classes", 0)
-    with torch.device("meta"):
-        G = nets.build(recipe.generator, shape, classes, "generator")
-        D = nets.build(recipe.discriminator, shape, classes, "discriminator")
-    assert G.z_dim > 0
-    objective.check(D)
+    out = dry_run(recipe)
+    assert yaml.safe_load(out) == yaml.safe_load(yaml.safe_dump(recipe.to_dict())), "the YAML part is the recipe"
+    assert "extends" not in out
+    assert "# generator (" in out and " parameters" in out
+
+
+# METHOD.md sections 2 and 3: what each paper recipe must say (flattened keys).
+PAPER = {
+    "cifar10_ddgan": {"diffusion.schedule": "vp", "diffusion.num_steps": 4, "generator.channels": 128,
+                      "generator.channel_mult": [1, 2, 2, 2], "generator.mapping_layers": 5,
+                      "discriminator.type": "ddgan_small", "train.batch_size": 256, "optim.lr_g": 1.6e-4,
+                      "optim.lr_d": 1.25e-4, "objective.r1_gamma": 0.02, "objective.lazy_reg": 15,
+                      "train.ema_decay": 0.9999, "train.max_steps": 1800 * (50_000 // 256)},
+    "celebahq256_ddgan": {"diffusion.num_steps": 2, "generator.channels": 64,
+                          "generator.channel_mult": [1, 1, 2, 2, 4, 4],
+                          "generator.mapping_layers": 4, "discriminator.type": "ddgan_large", "train.batch_size": 32,
+                          "optim.lr_g": 2e-4, "optim.lr_d": 1e-4, "objective.r1_gamma": 2.0, "objective.lazy_reg": 10,
+                          "train.ema_decay": 0.9999, "train.max_steps": 800 * (30_000 // 32),
+                          "data.resolution": 256},
+    "lsun_church256_ddgan": {"diffusion.num_steps": 4, "generator.channels": 64, "generator.mapping_layers": 4,
+                             "generator.channel_mult": [1, 1, 2, 2, 4, 4], "discriminator.type": "ddgan_large",
+                             "train.batch_size": 64, "optim.lr_g": 1.6e-4, "optim.lr_d": 1e-4,
+                             "objective.r1_gamma": 1.0, "objective.lazy_reg": 10, "train.ema_decay": 0.999,
+                             "train.max_steps": 500 * (126_227 // 64)},
+    "stackedmnist_ddgan": {"data.type": "stacked_mnist", "diffusion.num_steps": 4, "discriminator.type": "ddgan_small",
+                           "train.batch_size": 256, "objective.r1_gamma": 0.02, "train.ema_decay": 0.9999},
+    "cifar10_siddm": {"diffusion.schedule": "cosine", "diffusion.num_steps": 4, "generator.channels": 256,
+                      "generator.channel_mult": [2, 2, 2], "train.batch_size": 256},
+    "celebahq256_siddm": {"diffusion.schedule": "cosine", "diffusion.num_steps": 2, "generator.channels": 192,
+                          "generator.channel_mult": [1, 1, 2, 3, 4], "train.batch_size": 128},
+    "imagenet64_siddm": {"data.type": "imagenet64", "diffusion.schedule": "cosine", "diffusion.num_steps": 4,
+                         "generator.channel_mult": [1, 2, 3, 4], "discriminator.projection": True,
+                         "train.batch_size": 2048},
+}
+DDGAN_COMMON = {"objective.type": "ddgan", "discriminator.pairwise": True, "optim.betas": [0.5, 0.9],
+                "optim.lr_decay": "cosine", "optim.lr_min": 1e-5, "generator.z_dim": 100}
+SIDDM_COMMON = {"objective.type": "siddm", "objective.afd_weight": 1.0, "objective.denoise_weight": 1.0,
+                "discriminator.heads": ["regression", "denoised"], "discriminator.pairwise": False,
+                "optim.lr_g": 2e-4, "optim.lr_d": 1e-4, "train.ema_decay": 0.9999, "generator.dropout": 0.1}
+IMAGE_COMMON = {"eval.metrics": ["fid"], "eval.best": "fid"}
+
+
+@pytest.mark.parametrize("name", PAPER, ids=list(PAPER))
+def test_paper_recipes_hold_the_papers_hyper_parameters(name):
+    flat = recipes._flatten(recipes.load(ROOT / "recipes" / f"{name}.yaml").to_dict())
+    common = DDGAN_COMMON if name.endswith("ddgan") else SIDDM_COMMON
+    expected = {**common, **({} if name.startswith("stackedmnist") else IMAGE_COMMON), **PAPER[name]}
+    wrong = {k: (flat.get(k), v) for k, v in expected.items() if flat.get(k) != v}
+    assert not wrong, f"(recipe, paper): {wrong}"
+    assert flat["train.sample_every"] > 0 and flat["train.checkpoint_every"] > 0 and flat["eval.every"] > 0
+
+
+def test_shipped_ablations_change_only_their_keys():
+    def flat(name: str) -> dict:
+        return recipes._flatten(recipes.load(ROOT / "recipes" / f"{name}.yaml").to_dict())
+
+    def changed(a: dict, b: dict) -> dict:
+        return {k: b.get(k) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+    assert changed(flat("cifar10_siddm"), flat("cifar10_siddm_no_afd")) == {
+        "objective.afd_weight": 0, "discriminator.heads": ["denoised"]}
+    assert changed(flat("cifar10_siddm"), flat("cifar10_siddm_no_denoise")) == {
+        "objective.denoise_weight": 0, "discriminator.heads": ["regression"]}
+    assert changed(flat("cifar10_ddgan"), flat("cifar10_ddgan_no_r1")) == {"objective.r1_gamma": 0}
+
+
+# ------------------------------------------------------------------------------------------------- extends
+def test_extends_deep_merges_mappings_and_replaces_everything_else(tmp_path):
+    write(tmp_path / "base.yaml", "a: {x: 1, y: {p: 1, q: 2}, l: [1, 2]}\nb: 3\nc: {k: 1}\n")
+    child = write(tmp_path / "child.yaml", "extends: base.yaml\na: {y: {q: 5}, l: [9]}\nb: {now: 'a map'}\nd: 4\n")
+    assert recipes.read(child) == {"a": {"x": 1, "y": {"p": 1, "q": 5}, "l": [9]}, "b": {"now": "a map"},
+                                   "c": {"k": 1}, "d": 4}
+
+
+def test_extends_chains_and_paths_are_relative_to_the_file(tmp_path, monkeypatch):
+    write(tmp_path / "lib" / "root.yaml", "a: {x: 1, y: 1, z: 1}\n")
+    write(tmp_path / "lib" / "mid" / "mid.yaml", "extends: ../root.yaml\na: {y: 2}\n")
+    leaf = write(tmp_path / "runs" / "leaf.yaml", "extends: ../lib/mid/mid.yaml\na: {z: 3}\n")
+    monkeypatch.chdir(tmp_path / "lib")  # the working directory plays no part
+    assert recipes.read(leaf) == {"a": {"x": 1, "y": 2, "z": 3}}
+
+
+def test_extends_cycles_are_reported(tmp_path):
+    write(tmp_path / "a.yaml", "extends: b.yaml\nx: 1\n")
+    write(tmp_path / "b.yaml", "extends: a.yaml\ny: 1\n")
+    with pytest.raises(ValueError, match=r"cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        recipes.read(tmp_path / "a.yaml")
+    write(tmp_path / "self.yaml", "extends: self.yaml\n")
+    with pytest.raises(ValueError, match="cycle"):
+        recipes.read(tmp_path / "self.yaml")
+
+
+def test_extends_errors_name_the_files(tmp_path):
+    child = write(tmp_path / "child.yaml", "extends: nowhere.yaml\n")
+    with pytest.raises(FileNotFoundError, match=r"child\.yaml: extends: base recipe not found: .*nowhere\.yaml"):
+        recipes.read(child)
+    bad = write(tmp_path / "bad.yaml", "extends: [a.yaml]\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: 'extends' must be the path"):
+        recipes.read(bad)
+
+
+def test_delete_removes_a_base_key_in_files_and_overrides(tmp_path):
+    write(tmp_path / "base.yaml", "a: {x: 1, y: 2}\nb: 1\n")
+    child = write(tmp_path / "child.yaml", "extends: base.yaml\na: {x: !delete}\nb: !delete\n")
+    assert recipes.read(child) == {"a": {"y": 2}}
+    flow = write(tmp_path / "flow.yaml", "extends: base.yaml\na: {x: !delete, y: 3, z: 4}\n")
+    assert recipes.read(flow) == {"a": {"y": 3, "z": 4}, "b": 1}
+    assert recipes.apply_overrides({"a": {"x": 1, "y": 2}}, ["a.y=!delete"]) == {"a": {"x": 1}}
+    with pytest.raises(ValueError, match="not in a list"):
+        recipes.read(write(tmp_path / "list.yaml", "extends: base.yaml\nb: [!delete]\n"))
+
+
+def test_resolved_recipe_has_no_extends_and_round_trips(tmp_path):
+    base = write(tmp_path / "base.yaml", (ROOT / "recipes" / "mog25_siddm.yaml").read_text())
+    child = write(tmp_path / "child.yaml", f"extends: {base.name}\ntrain: {{max_steps: 7}}\n")
+    recipe = recipes.load(child)
+    assert recipe.train.max_steps == 7 and recipe.train.batch_size == 512
+    dumped = write(tmp_path / "resolved.yaml", yaml.safe_dump(recipe.to_dict()))
+    assert "extends" not in dumped.read_text() and recipes.load(dumped) == recipe
+
+
+# ---------------------------------------------------------------------------------------------- validation
+def bad(*overrides: str) -> str:
+    with pytest.raises(ValueError) as info:
+        recipes.from_dict(recipes.apply_overrides(GOOD, overrides), source="good.yaml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize("override, named", [
+    # wrong types
+    ("train.max_steps=ten", "train.max_steps"), ("train.max_steps=1.5", "train.max_steps"),
+    ("optim.betas=[0.5]", "optim.betas"), ("optim.betas=[a, b]", "optim.betas"), ("optim.lr_g=fast", "optim.lr_g"),
+    ("train.ema_warmup=1", "train.ema_warmup"), ("train.trackers=tensorboard", "train.trackers"),
+    ("train.mixed_precision=no", "quote the value"), ("eval.metrics=[1]", "eval.metrics"),
+    # out of range
+    ("train.batch_size=0", "train.batch_size"), ("train.max_steps=-1", "train.max_steps"),
+    ("optim.lr_g=0", "optim.lr_g"), ("optim.lr_d=-1e-4", "optim.lr_d"), ("optim.lr_g=.nan", "optim.lr_g"),
+    ("optim.betas=[0.5, 1.0]", "optim.betas"), ("optim.betas=[-0.1, 0.9]", "optim.betas"),
+    ("optim.weight_decay=-1", "optim.weight_decay"), ("optim.lr_decay=cos", "optim.lr_decay"),
+    ("optim.decay_start=1", "optim.decay_start"), ("optim.lr_min=1", "optim.lr_min"),
+    ("train.ema_decay=1.5", "train.ema_decay"), ("train.ema_decay=-0.1", "train.ema_decay"),
+    ("train.micro_batch=-1", "train.micro_batch"), ("train.micro_batch=100", "divisor of train.batch_size"),
+    ("train.seed=-1", "train.seed"), ("train.log_every=0", "train.log_every"),
+    ("train.mixed_precision=fp8", "train.mixed_precision"), ("train.compile=fast", "train.compile"),
+    ("train.num_workers=-1", "train.num_workers"), ("train.sample_every=-5", "train.sample_every"),
+    ("train.checkpoint_every=-1", "train.checkpoint_every"), ("train.keep_checkpoints=0", "train.keep_checkpoints"),
+    ("train.threads=-2", "train.threads"), ("train.trackers=[tensorbord]", "train.trackers"),
+    ("train.trackers=[wandb, wandb]", "without repeats"),
+    ("eval.num_samples=0", "eval.num_samples"), ("eval.batch_size=0", "eval.batch_size"),
+    ("eval.every=-1", "eval.every"), ("eval.metrics=[fdi]", "eval.metrics"), ("eval.best=fid", "eval.best"),
+    ("eval.best_mode=lowest", "eval.best_mode"),
+    # structure
+    ("train=3", "'train' must be a mapping"), ("generator=7", "generator"),
+])
+def test_bad_plain_keys_are_named(override, named):
+    message = bad(override)
+    assert named in message and message.startswith("good.yaml: ")
+
+
+def test_good_edge_values_are_accepted():
+    recipe = recipes.from_dict(recipes.apply_overrides(GOOD, [
+        "train.max_steps=0", "train.micro_batch=128", "train.ema_decay=1", "optim.betas=[0, 0.999]",
+        "train.max_steps=1.0e+6", "train.trackers=[]", "eval.metrics=[fid, kid]", "eval.best=kid",
+        "eval.best_mode=max", "eval.best=frechet", "train.mixed_precision='no'"]))
+    assert recipe.train.max_steps == 1_000_000 and isinstance(recipe.train.max_steps, int)
+    assert recipe.optim.betas == (0.0, 0.999) and recipe.eval.best == "frechet"
+
+
+@pytest.mark.parametrize("override, suggestion", [
+    ("trian.max_steps=3", "unknown recipe section 'trian' (did you mean 'train'?)"),
+    ("optimizer.lr_g=1", "(did you mean 'optim'?)"),
+    ("train.bach_size=3", "unknown recipe key train.bach_size (did you mean 'batch_size'?)"),
+    ("optim.lr_gen=1e-4", "(did you mean 'lr_g'?)"),
+    ("eval.num_sample=5", "(did you mean 'num_samples'?)"),
+    ("train.mixed_precision=bf61", "(did you mean 'bf16'?)"),
+])
+def test_did_you_mean(override, suggestion):
+    assert suggestion in bad(override)
+
+
+def test_unknown_key_far_from_any_gets_no_suggestion():
+    message = bad("train.zzz=1")
+    assert "train.zzz" in message and "did you mean" not in message and "batch_size" in message
+
+
+# ---------------------------------------------------------------------------------------------- YAML, files
+def test_broken_yaml_names_file_and_line(tmp_path):
+    path = write(tmp_path / "broken.yaml", "data: {type: mog25}\ntrain:\n  max_steps: [1, 2\n  seed: 3\n")
+    with pytest.raises(ValueError, match=r"broken\.yaml: not valid YAML at line \d+, column \d+"):
+        recipes.load(path)
+    dup = write(tmp_path / "dup.yaml", "train: {seed: 1}\ndata: {}\ntrain: {seed: 2}\n")
+    with pytest.raises(ValueError, match=r"dup\.yaml: not valid YAML at line 3, column 1: duplicate key 'train'"):
+        recipes.load(dup)
+
+
+def test_unsafe_yaml_tag_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    path = write(tmp_path / "evil.yaml", f"train: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ValueError, match=r"evil\.yaml: not valid YAML at line 1.*python/object/apply:os\.system"):
+        recipes.load(path)
+    with pytest.raises(ValueError, match="override"):
+        recipes.apply_overrides({}, [f"train.seed=!!python/object/apply:os.system ['touch {marker}']"])
+    assert not marker.exists()
+
+
+def test_missing_file_and_bad_overrides():
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        recipes.load("nowhere.yaml")
+    for item in ("train.max_steps", "=3", "train..seed=1", ".seed=1"):
+        with pytest.raises(ValueError, match="key.path=value"):
+            recipes.apply_overrides({}, [item])
+    with pytest.raises(ValueError, match=r"train\.max_steps is a value \(5\), not a section"):
+        recipes.apply_overrides({"train": {"max_steps": 5}}, ["train.max_steps.x=1"])
+    with pytest.raises(ValueError, match=r"override 'train.seed=\[1': not valid YAML"):
+        recipes.apply_overrides({}, ["train.seed=[1"])
 
 
 def test_overrides_set_nested_values_and_parse_yaml():
@@ -46,23 +260,6 @@ def test_overrides_set_nested_values_and_parse_yaml():
     assert out == {"train": {"max_steps": 7}, "objective": {"type": "siddm", "afd_weight": 0.5, "entropy": False},
                    "optim": {"betas": [0.5, 0.9]}}
     assert raw["train"]["max_steps"] == 5, "overrides must not modify their input"
-
-
-GOOD = recipes.parse_yaml((Path(__file__).parents[1] / "recipes" / "mog25_siddm.yaml").read_text())
-
-
-@pytest.mark.parametrize("overrides, match", [
-    (["train.bach_size=3"], "train.bach_size"),
-    (["train.max_steps=ten"], "train.max_steps"),
-    (["train.max_steps=1.5"], "train.max_steps"),
-    (["optim.betas=[0.5]"], "optim.betas"),
-    (["trian.max_steps=3"], "unknown recipe section"),
-    (["generator=7"], "generator"),
-    (["train=3"], "'train' must be a mapping"),
-])
-def test_bad_recipe_keys_are_named(overrides, match):
-    with pytest.raises(ValueError, match=match):
-        recipes.from_dict(recipes.apply_overrides(GOOD, overrides))
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -80,10 +277,3 @@ def test_bad_built_sections_are_named(overrides, match, tmp_path):
     recipe = recipes.from_dict(recipes.apply_overrides(GOOD, overrides))
     with pytest.raises(ValueError, match=match):
         Trainer(recipe, tmp_path)
-
-
-def test_missing_file_and_bad_override():
-    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
-        recipes.load("nowhere.yaml")
-    with pytest.raises(ValueError, match="key.path=value"):
-        recipes.apply_overrides({}, ["train.max_steps"])
