@@ -1,0 +1,67 @@
+"""Data in a transformed space: ``data: {type: digits, transform: haar}`` trains the diffusion GAN on the
+Haar subbands of the images (WaveDiff); samples are transformed back.
+
+    model x  = scale * haar(inner.to_model(raw))           [B, 4C, H/2, W/2]
+    data     = inner.to_data(ihaar(x / scale))              [B, C, H, W]
+
+``transform: haar`` uses ``scale = 1/2`` (WaveDiff's normalisation: the low-pass band of images in [-1, 1]
+then lies in [-1, 1], like every other band); ``transform: {type: haar, scale: S}`` sets it. Everything
+else (raw examples, labels, in-memory storage) is the inner source's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor
+
+from gdiff.data.source import DataSource
+from gdiff.wavelet import haar, ihaar
+
+TRANSFORMS = ("haar",)
+
+
+class HaarSource(DataSource):
+    """The inner image source seen through the orthonormal Haar transform (gdiff/wavelet.py), times ``scale``."""
+
+    def __init__(self, inner: DataSource, scale: float = 0.5) -> None:
+        shape = tuple(inner.data_shape)
+        if len(shape) != 3 or shape[1] % 2 or shape[2] % 2:
+            raise ValueError(f"data.transform haar needs images [C, H, W] with even H and W; {inner.name} has "
+                             f"data_shape {list(shape)}")
+        if not scale > 0:
+            raise ValueError(f"data.transform.scale must be > 0, got {scale!r}")
+        if inner.hflip:
+            raise NotImplementedError("data.transform haar: random flips would be applied to the subbands, where a "
+                                      "horizontal flip also negates the LH and HH bands, which the batch stream "
+                                      "does not do; set data.hflip: false")
+        self.inner, self.scale = inner, float(scale)
+        self.data_shape = (4 * shape[0], shape[1] // 2, shape[2] // 2)
+        self.num_classes, self.in_memory = inner.num_classes, inner.in_memory
+        self.raw, self.labels = inner.raw, inner.labels
+        self.name = f"{inner.name}+haar"
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        return self.inner[index]
+
+    def to_model(self, raw: Tensor) -> Tensor:
+        return self.scale * haar(self.inner.to_model(raw))
+
+    def to_data(self, x: Tensor) -> Tensor:
+        return self.inner.to_data(ihaar(x / self.scale))
+
+
+def transformed(source: DataSource, spec: str | Mapping[str, Any]) -> DataSource:
+    """Wrap ``source`` by the recipe's ``data.transform``: a name or ``{type: NAME, ...keywords}``."""
+    kwargs = dict(spec) if isinstance(spec, Mapping) else {"type": spec}
+    kind = kwargs.pop("type", None)
+    if kind not in TRANSFORMS:
+        raise ValueError(f"data.transform must be one of {TRANSFORMS} or {{type: NAME, ...}}, got {spec!r}")
+    try:
+        return HaarSource(source, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"data.transform ({kind}): {err}") from err
