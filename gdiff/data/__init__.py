@@ -1,60 +1,51 @@
 """Data sources, built from a recipe's ``data`` section by :func:`build`.
 
-A :class:`DataSource` holds the training set in model space (affinely normalised) and maps generated
-samples back to data space. Mixture data also know their modes, which the 2-D metrics use.
+``data: {type: NAME, ...keywords of the source}``; each type is one registry line below. A source is a
+:class:`DataSource` (``gdiff/data/source.py``): raw examples plus the maps to and from model space. The
+endless, resumable per-rank batch stream over a source is :class:`gdiff.data.stream.BatchStream`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import torch
-from torch import Tensor
-
+from gdiff.data.cifar10 import CIFAR10
+from gdiff.data.digits import Digits, StackedDigits
+from gdiff.data.image_folder import ImageFolder
+from gdiff.data.imagenet64 import ImageNet64
 from gdiff.data.mixtures import GaussianGrid
+from gdiff.data.source import DataSource, MissingDataError
+from gdiff.data.stacked_mnist import StackedMNIST
+from gdiff.data.transformed import transformed
 
-MIXTURES = {
-    # name -> GaussianGrid defaults
-    "mog25": {"dim": 2, "modes_per_side": 5},
-    "mixture": {},
+__all__ = ["CIFAR10", "SOURCES", "DataSource", "Digits", "GaussianGrid", "ImageFolder", "ImageNet64",
+           "MissingDataError", "StackedDigits", "StackedMNIST", "build"]
+
+# type name -> builder called with the section's other keys
+SOURCES: dict[str, Callable[..., DataSource]] = {
+    "mog25": lambda **kw: GaussianGrid(**{"dim": 2, "modes_per_side": 5, "name": "mog25", **kw}),
+    "mixture": GaussianGrid,
+    "image_folder": ImageFolder,
+    "cifar10": CIFAR10,
+    "imagenet64": ImageNet64,
+    "stacked_mnist": StackedMNIST,
+    "digits": Digits,
+    "stacked_digits": StackedDigits,
 }
 
 
-@dataclass
-class DataSource:
-    """``x`` [N, *shape] in model space; ``labels`` [N] or None; data = x * scale + shift."""
-
-    x: Tensor
-    shift: Tensor
-    scale: Tensor
-    labels: Tensor | None = None
-    num_classes: int = 0
-    centres: Tensor | None = None  # mixture modes, data space
-    mode_std: float | None = None
-
-    @property
-    def data_shape(self) -> tuple[int, ...]:
-        return tuple(self.x.shape[1:])
-
-    def to_data(self, x: Tensor) -> Tensor:
-        return x * self.scale.to(x) + self.shift.to(x)
-
-
 def build(section: Mapping[str, Any]) -> DataSource:
-    """``data: {type: mog25 | mixture, normalize: true, ...GaussianGrid keywords}``."""
-    if not isinstance(section, Mapping) or section.get("type") not in MIXTURES:
-        raise ValueError(f"data.type must be one of {sorted(MIXTURES)}, got "
-                         f"{section.get('type') if isinstance(section, Mapping) else section!r}")
-    kwargs = {**MIXTURES[section["type"]], **{k: v for k, v in section.items() if k not in ("type", "normalize")}}
+    """Build the data source of a recipe's ``data`` section; errors name the offending key.
+
+    ``transform: haar`` wraps the source into Haar subband space (gdiff/data/transformed.py, WaveDiff).
+    """
+    kind = section.get("type") if isinstance(section, Mapping) else None
+    if kind not in SOURCES:
+        raise ValueError(f"data.type must be one of {sorted(SOURCES)}, got {kind!r}")
+    kwargs = {k: v for k, v in section.items() if k not in ("type", "transform")}
     try:
-        grid = GaussianGrid(**kwargs)
+        source = SOURCES[kind](**kwargs)
     except TypeError as err:
-        raise ValueError(f"data ({section['type']}): {err}") from err
-    points = grid.points
-    if section.get("normalize", True):
-        shift, scale = points.mean(0), points.std(0)
-    else:
-        shift, scale = torch.zeros(points.shape[1]), torch.ones(points.shape[1])
-    return DataSource((points - shift) / scale, shift, scale, centres=grid.centres, mode_std=grid.std)
+        raise ValueError(f"data ({kind}): {err}") from err
+    return source if section.get("transform") is None else transformed(source, section["transform"])
