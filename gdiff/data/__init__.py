@@ -7,6 +7,9 @@ endless, resumable per-rank batch stream over a source is :class:`gdiff.data.str
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,7 +27,7 @@ __all__ = ["CIFAR10", "SOURCES", "DataSource", "Digits", "GaussianGrid", "ImageF
 
 # type name -> builder called with the section's other keys
 SOURCES: dict[str, Callable[..., DataSource]] = {
-    "mog25": lambda **kw: GaussianGrid(**{"dim": 2, "modes_per_side": 5, "name": "mog25", **kw}),
+    "mog25": functools.partial(GaussianGrid, dim=2, modes_per_side=5, name="mog25"),
     "mixture": GaussianGrid,
     "image_folder": ImageFolder,
     "cifar10": CIFAR10,
@@ -44,6 +47,12 @@ def build(section: Mapping[str, Any]) -> DataSource:
     if kind not in SOURCES:
         raise ValueError(f"data.type must be one of {sorted(SOURCES)}, got {kind!r}")
     kwargs = {k: v for k, v in section.items() if k not in ("type", "transform")}
+    known = [name for name in inspect.signature(SOURCES[kind]).parameters if name != "self"]
+    for key in kwargs:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean data.{close[0]}?" if close else ""
+            raise ValueError(f"unknown recipe key data.{key} for data.type {kind}{hint} (known keys: {known})")
     try:
         source = SOURCES[kind](**kwargs)
     except TypeError as err:
