@@ -40,8 +40,13 @@ PLAIN_SECTIONS = ("optim", "train", "eval")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
 COMPILE_MODES = ("no", "default", "reduce-overhead", "max-autotune")
 TRACKERS = ("all", "aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
-EVAL_METRICS = ("fid", "isc", "kid", "prc", "modes")  # image metrics; mixtures always get MIXTURE_METRICS
-MIXTURE_METRICS = ("frechet", "modes_covered", "high_quality", "kl_modes_uniform")
+# eval.metrics (image metrics) -> the result keys each one gives (what eval.best can name); 2-D mixtures always
+# get MIXTURE_METRICS. Keep in step with gdiff.eval.
+METRIC_RESULTS = {"fid": ("fid",), "isc": ("isc_mean", "isc_std"), "kid": ("kid_mean", "kid_std"),
+                  "prc": ("precision", "recall", "f_score"),
+                  "modes": ("modes_covered", "num_modes", "kl_modes_uniform")}
+EVAL_METRICS = tuple(METRIC_RESULTS)
+MIXTURE_METRICS = ("frechet", "modes_covered", "num_modes", "high_quality", "kl_modes_uniform")
 BEST_MODES = ("min", "max")
 
 
@@ -190,7 +195,7 @@ class EvalConfig:
     batch_size: int = 10_000
     every: int = 0  # also compute the metrics every this many steps into log.jsonl (0: only at the end)
     metrics: list[str] = field(default_factory=list)  # image metrics (fid, isc, kid, prc, modes); mixtures: always
-    best: str = ""  # keep generator_best.safetensors by this metric (e.g. fid), compared at each evaluation
+    best: str = ""  # keep generator_best.safetensors by this result (e.g. fid, isc_mean), compared at each evaluation
     best_mode: str = "min"  # min | max: which direction of ``best`` is better
 
     def __post_init__(self) -> None:
@@ -199,7 +204,8 @@ class EvalConfig:
         _check("eval.every", self.every, self.every >= 0, ">= 0 (0: only at the end)")
         _check_names("eval.metrics", self.metrics, EVAL_METRICS)
         if self.best:
-            _check_choice("eval.best", self.best, ("", *self.metrics, *MIXTURE_METRICS))
+            results = [key for metric in self.metrics for key in METRIC_RESULTS[metric]]
+            _check_choice("eval.best", self.best, dict.fromkeys([*results, *MIXTURE_METRICS]))
         _check_choice("eval.best_mode", self.best_mode, BEST_MODES)
 
 

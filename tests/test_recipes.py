@@ -198,10 +198,17 @@ def test_bad_plain_keys_are_named(override, named):
 def test_good_edge_values_are_accepted():
     recipe = recipes.from_dict(recipes.apply_overrides(GOOD, [
         "train.max_steps=0", "train.micro_batch=128", "train.ema_decay=1", "optim.betas=[0, 0.999]",
-        "train.max_steps=1.0e+6", "train.trackers=[]", "eval.metrics=[fid, kid]", "eval.best=kid",
+        "train.max_steps=1.0e+6", "train.trackers=[]", "eval.metrics=[fid, kid]", "eval.best=kid_mean",
         "eval.best_mode=max", "eval.best=frechet", "train.mixed_precision='no'"]))
     assert recipe.train.max_steps == 1_000_000 and isinstance(recipe.train.max_steps, int)
     assert recipe.optim.betas == (0.0, 0.999) and recipe.eval.best == "frechet"
+
+
+def test_eval_best_names_a_result_of_the_metrics():
+    assert "must be one of ['isc_mean', 'isc_std', 'frechet'" in bad("eval.metrics=[isc]", "eval.best=isc")
+    assert "(did you mean 'kid_mean'?)" in bad("eval.metrics=[kid]", "eval.best=kid_maen")
+    for metric, result in (("isc", "isc_mean"), ("prc", "recall"), ("modes", "kl_modes_uniform"), ("fid", "fid")):
+        recipes.from_dict(recipes.apply_overrides(GOOD, [f"eval.metrics=[{metric}]", f"eval.best={result}"]))
 
 
 @pytest.mark.parametrize("override, suggestion", [
