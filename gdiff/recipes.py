@@ -48,6 +48,8 @@ METRIC_RESULTS = {"fid": ("fid",), "isc": ("isc_mean", "isc_std"), "kid": ("kid_
 EVAL_METRICS = tuple(METRIC_RESULTS)
 MIXTURE_METRICS = ("frechet", "modes_covered", "num_modes", "high_quality", "kl_modes_uniform")
 BEST_MODES = ("min", "max")
+# String keys whose "no" YAML 1.1 reads as False (``mixed_precision: no``): False means "no" there.
+_NO_MEANS_FALSE = {"train.mixed_precision", "train.compile"}
 
 
 class _Delete:
@@ -257,7 +259,10 @@ def _typed_section(cls: type, values: Any, name: str) -> Any:
             raise ValueError(f"unknown recipe key {name}.{key}{did_you_mean(key, known)}; "
                              f"known keys of '{name}': {sorted(known)}")
     defaults = cls()
+    values = {key: "no" if value is False and f"{name}.{key}" in _NO_MEANS_FALSE else value
+              for key, value in values.items()}
     return cls(**{key: _coerce(value, getattr(defaults, key), f"{name}.{key}") for key, value in values.items()})
+
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

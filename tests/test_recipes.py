@@ -169,7 +169,7 @@ def bad(*overrides: str) -> str:
     ("train.max_steps=ten", "train.max_steps"), ("train.max_steps=1.5", "train.max_steps"),
     ("optim.betas=[0.5]", "optim.betas"), ("optim.betas=[a, b]", "optim.betas"), ("optim.lr_g=fast", "optim.lr_g"),
     ("train.ema_warmup=1", "train.ema_warmup"), ("train.trackers=tensorboard", "train.trackers"),
-    ("train.mixed_precision=no", "quote the value"), ("eval.metrics=[1]", "eval.metrics"),
+    ("optim.lr_decay=no", "quote the value"), ("eval.metrics=[1]", "eval.metrics"),
     # out of range
     ("train.batch_size=0", "train.batch_size"), ("train.max_steps=-1", "train.max_steps"),
     ("optim.lr_g=0", "optim.lr_g"), ("optim.lr_d=-1e-4", "optim.lr_d"), ("optim.lr_g=.nan", "optim.lr_g"),
@@ -199,9 +199,10 @@ def test_good_edge_values_are_accepted():
     recipe = recipes.from_dict(recipes.apply_overrides(GOOD, [
         "train.max_steps=0", "train.micro_batch=128", "train.ema_decay=1", "optim.betas=[0, 0.999]",
         "train.max_steps=1.0e+6", "train.trackers=[]", "eval.metrics=[fid, kid]", "eval.best=kid_mean",
-        "eval.best_mode=max", "eval.best=frechet", "train.mixed_precision='no'"]))
+        "eval.best_mode=max", "eval.best=frechet", "train.mixed_precision=no", "train.compile='no'"]))
     assert recipe.train.max_steps == 1_000_000 and isinstance(recipe.train.max_steps, int)
     assert recipe.optim.betas == (0.0, 0.999) and recipe.eval.best == "frechet"
+    assert recipe.train.mixed_precision == "no" and recipe.train.compile == "no"  # YAML 1.1 reads no as False
 
 
 def test_eval_best_names_a_result_of_the_metrics():
