@@ -264,7 +264,6 @@ def _typed_section(cls: type, values: Any, name: str) -> Any:
     return cls(**{key: _coerce(value, getattr(defaults, key), f"{name}.{key}") for key, value in values.items()})
 
 
-
 def _coerce(value: Any, default: Any, where: str) -> Any:
     """Check ``value`` against the type of ``default`` (ints may become floats, integral floats ints; lists
     become tuples)."""
