@@ -11,9 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from gdiff.diffusion import Schedule
-from gdiff.parameterization import draw_latent, reverse_step
+from gdiff.parameterization import draw_latent, parameterization_of, reverse_step
 
-__all__ = ["draw_latent", "sample"]
+__all__ = ["ddim", "draw_latent", "sample"]
 
 
 @torch.no_grad()
@@ -30,4 +30,44 @@ def sample(G: nn.Module, schedule: Schedule, x_T: Tensor, labels: Tensor | None 
     for i in range(len(times) - 1, 0, -1):
         s, t = times[i - 1].expand(batch), times[i].expand(batch)
         _, x = reverse_step(G, schedule, x, s, t, labels, generator, mean=i == 1)
+    return x
+
+
+def _view(coef: Tensor, x: Tensor) -> Tensor:
+    """float64 [B] -> [B, 1, ..., 1] in x's dtype."""
+    return coef.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+
+
+@torch.no_grad()
+def ddim(G: nn.Module, schedule: Schedule, x_T: Tensor, labels: Tensor | None = None, steps: int | None = None,
+         eta: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+    """DDIM (Song et al. 2021) from x_T [B, ...] to x_0 [B, ...] (model space) over the sampling grid.
+
+    Each step (s, t) reads x0' from G (through its parameterization: x0 or eps) and
+    eps' = (x_t - sqrt(abar_t) x0') / sqrt(1 - abar_t), then
+
+        x_s = sqrt(abar_s) x0' + sqrt(1 - abar_s - sigma^2) eps' + sigma noise,
+        sigma^2 = eta^2 (1 - abar_s) / (1 - abar_t) (1 - abar_t / abar_s)   (eta^2 x the posterior variance).
+
+    eta = 0 is deterministic given the latents (none for a denoiser); eta = 1 has the moments of the
+    ancestral posterior draw of :func:`sample`. The last step adds no noise. NFE = number of steps.
+    """
+    if eta < 0:
+        raise ValueError(f"ddim: eta must be >= 0, got {eta}")
+    param = parameterization_of(G)
+    if param.predicts == "x_prev":
+        raise ValueError("ddim needs an x0 (or eps) prediction; generator.parameterization x_prev gives none")
+    times = schedule.sampling_times(steps).to(x_T.device)
+    x = x_T
+    batch = x.shape[0]
+    for i in range(len(times) - 1, 0, -1):
+        s, t = times[i - 1].expand(batch), times[i].expand(batch)
+        z = draw_latent(G, batch, x.device, x.dtype, generator)
+        x0 = param.x0(G(x, t.to(x.dtype), z, labels), x, t, schedule)
+        log_s, log_t = schedule.log_alpha_bar(s), schedule.log_alpha_bar(t)
+        var = eta**2 * schedule.posterior_coefficients(s, t)[2] if i > 1 else torch.zeros_like(log_s)
+        eps = (x - _view(torch.exp(0.5 * log_t), x) * x0) / _view(torch.sqrt(-torch.expm1(log_t)), x)
+        x = _view(torch.exp(0.5 * log_s), x) * x0 + _view((-torch.expm1(log_s) - var).clamp(min=0).sqrt(), x) * eps
+        if i > 1 and eta > 0:
+            x = x + _view(var.sqrt(), x) * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
     return x

@@ -28,12 +28,13 @@ from gdiff.objectives.adversarial import NonSaturatingGAN
 from gdiff.objectives.afd import AdversarialEntropy, AFDCrossEntropy
 from gdiff.objectives.base import Losses, Objective, Pair, StepData, Term
 from gdiff.objectives.denoising import DenoisingRegularizer
+from gdiff.objectives.gaussian import GaussianDiffusion
 from gdiff.objectives.r1 import R1Penalty, r1_penalty
 from gdiff.objectives.reconstruction import Reconstruction
 
-__all__ = ["AFDCrossEntropy", "AdversarialEntropy", "DenoisingRegularizer", "Losses", "NonSaturatingGAN",
-           "Objective", "Pair", "R1Penalty", "Reconstruction", "StepData", "Term", "ddgan", "from_config",
-           "r1_penalty", "siddm", "ufogen", "wavediff"]
+__all__ = ["AFDCrossEntropy", "AdversarialEntropy", "DenoisingRegularizer", "GaussianDiffusion", "Losses",
+           "NonSaturatingGAN", "Objective", "Pair", "R1Penalty", "Reconstruction", "StepData", "Term", "ddgan",
+           "from_config", "r1_penalty", "siddm", "ufogen", "wavediff"]
 
 
 def ddgan(r1_gamma: float = 0.02, lazy_reg: int = 15, denoise_weight: float = 0.0,
@@ -86,7 +87,8 @@ TERMS = {
     "denoising": DenoisingRegularizer,
     "reconstruction": Reconstruction,
 }
-PRESETS = {"ddgan": ddgan, "siddm": siddm, "ufogen": ufogen, "wavediff": wavediff}
+PRESETS = {"ddgan": ddgan, "siddm": siddm, "gaussian": GaussianDiffusion, "ufogen": ufogen,
+           "wavediff": wavediff}
 
 
 def _build_term(spec: Any, index: int) -> Term:
