@@ -28,6 +28,8 @@ from gdiff.nets.ncsnpp import NCSNppGenerator
 from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
 from gdiff.nets.unet import UNetGenerator
 from gdiff.nets.unet_discriminator import UNetDiscriminator
+from gdiff.nets.wavediff_discriminator import WaveDiffSmallDiscriminator
+from gdiff.nets.wavelet_ncsnpp import WaveletNCSNppGenerator
 from gdiff.parameterization import Parameterization
 
 # type name -> class; each class is built as cls(**section_without_type).
@@ -39,6 +41,8 @@ REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "ddgan_large": DDGANLargeDiscriminator,
     "unet": UNetGenerator,
     "unet_discriminator": UNetDiscriminator,
+    "wavelet_ncsnpp": WaveletNCSNppGenerator,
+    "wavediff_small": WaveDiffSmallDiscriminator,
 }
 
 
