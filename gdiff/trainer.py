@@ -70,8 +70,6 @@ class Trainer:
 
     def __init__(self, recipe: recipes.Recipe, run_dir: str | Path, accelerator: Accelerator | None = None) -> None:
         self.recipe, cfg = recipe, recipe.train
-        if cfg.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"train.mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
         dynamo = TorchDynamoPlugin(backend="no" if cfg.compile == "no" else "inductor",
                                    mode=None if cfg.compile in ("no", "default") else cfg.compile)
         self.accelerator = acc = accelerator or Accelerator(
