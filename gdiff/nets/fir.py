@@ -28,7 +28,7 @@ DEFAULT_TAPS = (1, 3, 3, 1)
 
 def fir_kernel(taps: Sequence[float] = DEFAULT_TAPS) -> Tensor:
     """Separable 2-D kernel [L, L] = outer(taps, taps) / sum(taps)^2; taps must be symmetric, L even."""
-    k = torch.as_tensor(taps, dtype=torch.float32)
+    k = torch.as_tensor(taps, dtype=torch.float32, device="cpu")  # also under a meta-device context
     if k.ndim != 1 or len(k) < 2 or len(k) % 2 or not torch.equal(k, k.flip(0)) or k.sum() <= 0:
         raise ValueError(f"fir_kernel: taps must be a symmetric 1-D list of even length >= 2 with a positive "
                          f"sum, got {list(taps)}")
