@@ -100,7 +100,11 @@ class RunDir:
         if samples.ndim == 4 and samples.shape[1] in (1, 3):
             from torchvision.utils import save_image
 
-            save_image((samples.float() + 1) / 2, path, nrow=int(len(samples) ** 0.5 + 0.5), padding=1)
+            images = (samples.float() + 1) / 2
+            if images.shape[-1] < 32:  # small images (8x8 digits) enlarged, pixels kept sharp
+                images = images.repeat_interleave(32 // images.shape[-1], -1).repeat_interleave(
+                    32 // images.shape[-2], -2)
+            save_image(images, path, nrow=int(len(samples) ** 0.5 + 0.5), padding=2)
         elif samples.ndim == 2 and samples.shape[1] == 2:
             from gdiff.plots import scatter_samples
 
