@@ -27,6 +27,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 EXTRACTOR_NAME = "gdiff-digits"
 FEATURES = 128
+VERSION = 1  # bump when the network or its training changes: cached classifiers are keyed by it
 
 
 class DigitNet(nn.Module):
@@ -106,9 +107,10 @@ def train_classifier(x: Tensor, y: Tensor, steps: int = 600, batch: int = 128, s
 
 
 def classifier_path(source: object, cache_dir: str | Path | None) -> Path:
-    """Where the classifier of ``source`` is cached: ``<cache>/gdiff-digits-<name>-<resolution>.safetensors``."""
+    """Where the classifier of ``source`` is cached: ``<cache>/gdiff-digits-v<VERSION>-<type>-r<resolution>``."""
     root = Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()).parent / "fidelity_cache"
-    return root / f"{EXTRACTOR_NAME}-{type(source).__name__.lower()}-r{source.data_shape[-1]}.safetensors"
+    name = f"{EXTRACTOR_NAME}-v{VERSION}-{type(source).__name__.lower()}-r{source.data_shape[-1]}.safetensors"
+    return root / name
 
 
 def load_classifier(path: str | Path) -> tuple[DigitNet, dict[str, str]]:
