@@ -135,3 +135,37 @@ def test_metrics_every_n_steps_go_to_the_log(tmp_path):
     assert [r["step"] for r in log] == [15, 20, 30]
     assert "eval/frechet" in log[0] and "eval/modes_covered" in log[0]
     assert "eval/frechet" not in log[1] and "eval/frechet" not in log[2]  # the end goes to metrics.json
+
+
+def test_micro_batches_accumulate_to_the_full_batch_update(tmp_path):
+    """With a deterministic loss, 4 micro-batches of 32 step the networks exactly as one batch of 128 would."""
+    from gdiff.objectives import Losses
+
+    def d_loss(G, D, schedule, x0, labels, step):
+        t = torch.full((len(x0),), 0.5)
+        total = D(x0, t).square().mean() + 0 * sum(p.sum() for p in G.parameters())
+        return Losses(total, {"d/total": total.detach()})
+
+    def g_loss(G, D, schedule, x0, labels, step):
+        z = torch.ones(len(x0), G.z_dim)
+        total = G(x0, torch.full((len(x0),), 0.5), z).square().mean()
+        return Losses(total, {"g/total": total.detach()})
+
+    params = []
+    for micro in (0, 32):
+        trainer = Trainer(tiny(f"train.micro_batch={micro}", "optim.betas=[0.0, 0.0]"), tmp_path / str(micro))
+        trainer.objective.discriminator_loss, trainer.objective.generator_loss = d_loss, g_loss
+        batch = next(trainer.stream)
+        trainer.train_step(*batch)
+        params.append(_params(trainer.G) + _params(trainer.D))
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-5) for a, b in zip(*params, strict=True))
+    assert not _same(params[0], [torch.zeros_like(p) for p in params[0]])
+
+
+def test_pictures_metadata_and_images_per_second(tmp_path):
+    Trainer(tiny("data.dim=2", "train.max_steps=20", "train.log_every=10", "train.sample_every=10"), tmp_path).train()
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000000010.png", "step_000000020.png"]
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert all(r["images_per_s"] > 0 for r in log)
+    meta = json.loads((tmp_path / "metadata.json").read_text())["starts"]
+    assert len(meta) == 1 and meta[0]["world_size"] == 1 and meta[0]["device"] == "cpu"
