@@ -143,7 +143,7 @@ def test_ufogen_fake_is_a_forward_draw_of_the_x0_prediction():
 def test_ufogen_generator_loss_adds_the_x0_reconstruction():
     torch.manual_seed(0)
     G, D, x0 = Constant(Parameterization("x0", "forward")), Recorder(False), torch.randn(256, 2)
-    losses = objectives.ufogen(reconstruction_weight=2.5).generator_loss(G, D, SCHEDULE, x0)
+    losses = objectives.ufogen(reconstruction_weight=2.5, weighting="none").generator_loss(G, D, SCHEDULE, x0)
     rec = (C - x0).square().mean()
     torch.testing.assert_close(losses.parts["g/rec"], rec)
     adv = torch.nn.functional.softplus(-D.seen[0][0] @ D.w).mean()
@@ -160,6 +160,25 @@ def test_reconstruction_term(norm, fn):
         Reconstruction(1.0, norm).generator_loss(StepData(SCHEDULE, pair, None, pred))
     with pytest.raises(ValueError, match="norm"):
         Reconstruction(1.0, "huber")
+
+
+def test_snr_weighted_reconstruction_is_the_epsilon_prediction_loss():
+    """mean SNR(t) (x0' - x0)^2 equals mean (eps' - eps)^2, eps' the noise x0' implies for x_t (float64)."""
+    schedule = Schedule.cosine(4)
+    g = torch.Generator().manual_seed(0)
+    x0, pred = torch.randn(32, 3, generator=g, dtype=torch.float64), torch.randn(32, 3, generator=g,
+                                                                                 dtype=torch.float64)
+    t = torch.rand(32, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    x_t = schedule.q_sample(x0, t)
+    abar = torch.cos((t + 0.008) / 1.008 * math.pi / 2)[:, None] ** 2
+    eps, eps_pred = ((x_t - abar.sqrt() * v) / (1 - abar).sqrt() for v in (x0, pred))
+    pair = Pair(x0, t - 0.05, t, x0, x_t)
+    got = Reconstruction(1.0, "l2", "snr").generator_loss(StepData(schedule, pair, pred, pred))["rec"]
+    torch.testing.assert_close(got, (eps_pred - eps).square().mean(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="l2"):
+        Reconstruction(1.0, "l1", "snr")
+    with pytest.raises(ValueError, match="weighting"):
+        Reconstruction(1.0, "l2", "sigmoid")
 
 
 def test_recipe_sections_build_the_variants():

@@ -60,12 +60,14 @@ def siddm(afd_weight: float = 1.0, entropy: bool = True, afd_weighting: str = "n
     return Objective(terms, name="siddm", d_input=d_input)
 
 
-def ufogen(reconstruction_weight: float = 1.0, reconstruction: str = "l2", adversarial_weight: float = 1.0,
-           denoise_weight: float = 0.0, r1_gamma: float = 0.0, lazy_reg: int = 1) -> Objective:
+def ufogen(reconstruction_weight: float = 1.0, reconstruction: str = "l2", weighting: str = "snr",
+           adversarial_weight: float = 1.0, denoise_weight: float = 0.0, r1_gamma: float = 0.0,
+           lazy_reg: int = 1) -> Objective:
     """UFOGen (Xu et al., CVPR 2024): marginal GAN on x_s where the fake x_s' ~ q(x_s | x0') comes from the
-    FORWARD process (needs ``generator.transition: forward``), plus ``reconstruction_weight`` x ||x0' - x0||^2."""
+    FORWARD process (needs ``generator.transition: forward``), plus ``reconstruction_weight`` x the diffusion
+    loss (``weighting="snr"``: mean (eps' - eps)^2; ``"none"``: mean (x0' - x0)^2)."""
     return Objective([NonSaturatingGAN(pairwise=False, weight=adversarial_weight),
-                      Reconstruction(reconstruction_weight, reconstruction),
+                      Reconstruction(reconstruction_weight, reconstruction, weighting),
                       DenoisingRegularizer(denoise_weight),
                       R1Penalty(r1_gamma, lazy_reg)], name="ufogen", transition="forward")
 
