@@ -13,10 +13,16 @@ Times are per-sample tensors [B], broadcast over the other dimensions of x. Coef
 float64 from ``log alpha_bar`` (``1 - abar`` as ``-expm1(log abar)``, so nothing cancels near the clean
 level) and cast to the dtype of x, so float64 inputs give float64-exact results and float32 inputs lose
 nothing but the final rounding.
+
+By default every call checks its times (in [0, 1], no NaN, s < t), which reads tensors on the host: one
+synchronisation per check on a GPU. :meth:`Schedule.unchecked` gives the same schedule without these value
+checks (shape checks stay) for callers whose times come from :meth:`Schedule.sample_times` or
+:meth:`Schedule.sampling_times`, valid by construction: the objectives' training step and the sampler.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable
@@ -54,6 +60,7 @@ class Schedule:
 
     ``time_sampling`` says how training draws a pair (s, t): ``"grid"`` draws a grid step uniformly
     (DDGAN), ``"continuous"`` draws t ~ U(t_min, 1] and s = max(t - 1/T, 0) (SIDDM).
+    ``validate=False`` skips the value checks of times (see the module docstring and :meth:`unchecked`).
     Build with :meth:`vp`, :meth:`geometric` or :meth:`cosine`.
     """
 
@@ -63,10 +70,28 @@ class Schedule:
     times: Tensor = field(repr=False)
     time_sampling: str = "grid"
     t_min: float = 1e-4
+    validate: bool = True
+    _memo: dict = field(default_factory=dict, init=False, repr=False)  # the unchecked twin, grids on devices
 
     def __post_init__(self) -> None:
         if self.time_sampling not in TIME_SAMPLING:
             raise ValueError(f"time_sampling must be one of {TIME_SAMPLING}, got {self.time_sampling!r}")
+
+    def unchecked(self) -> Schedule:
+        """This schedule with ``validate=False``: bit-identical results on valid times, no host reads of
+        tensors (so no GPU synchronisation), and no error on invalid times. Built once, then reused."""
+        if not self.validate:
+            return self
+        if "unchecked" not in self._memo:
+            self._memo["unchecked"] = dataclasses.replace(self, validate=False)
+        return self._memo["unchecked"]
+
+    def _times_on(self, device: torch.device) -> Tensor:
+        """The grid ``times`` on ``device``, copied there once."""
+        key = ("times", str(device))
+        if key not in self._memo:
+            self._memo[key] = self.times.to(device)
+        return self._memo[key]
 
     # ----------------------------------------------------------------------------------------- builders
     @staticmethod
@@ -151,7 +176,7 @@ class Schedule:
         tau = tau if isinstance(tau, Tensor) else torch.as_tensor(tau, dtype=torch.float64)
         if not tau.is_floating_point():
             tau = tau.to(torch.float64)
-        if torch.isnan(tau).any() or (tau < 0).any() or (tau > 1).any():
+        if self.validate and bool(torch.isnan(tau).any() | (tau < 0).any() | (tau > 1).any()):
             raise ValueError(f"times must lie in [0, 1]; got values in [{tau.min().item()}, {tau.max().item()}]")
         return tau
 
@@ -165,9 +190,8 @@ class Schedule:
                              f"got shape {tuple(tau.shape)}")
         return tau.to(torch.float64)
 
-    @staticmethod
-    def _check_order(s: Tensor, t: Tensor) -> None:
-        if (s >= t).any():
+    def _check_order(self, s: Tensor, t: Tensor) -> None:
+        if self.validate and bool((s >= t).any()):
             bad = int(torch.nonzero(s >= t)[0, 0])
             raise ValueError(f"need s_time < t elementwise; got s_time={s[bad].item()} >= t={t[bad].item()} "
                              f"at index {bad}")
@@ -246,14 +270,21 @@ class Schedule:
         """Draw (s, t), each float64 [batch], for training.
 
         ``grid``: i ~ U{1..T}, s = times[i-1], t = times[i].  ``continuous``: t ~ U(t_min, 1],
-        s = max(t - 1/T, 0) (SIDDM).
+        s = max(t - 1/T, 0) (SIDDM). The draws are made on ``generator``'s device if one is given, else on
+        ``device`` (no copy from the host, so no GPU synchronisation).
         """
+        device = torch.device(device)
+        where = generator.device if generator is not None else device
         if self.time_sampling == "grid":
-            i = torch.randint(1, self.num_steps + 1, (batch,), generator=generator)
-            return self.times[i - 1].to(device), self.times[i].to(device)
-        u = torch.rand(batch, dtype=torch.float64, generator=generator)
-        t = 1.0 - (1.0 - self.t_min) * u  # in (t_min, 1]
-        return (t - 1.0 / self.num_steps).clamp(min=0.0).to(device), t.to(device)
+            i = torch.randint(1, self.num_steps + 1, (batch,), generator=generator, device=where)
+            times = self._times_on(where)
+            s, t = times[i - 1], times[i]
+        else:
+            u = torch.rand(batch, dtype=torch.float64, generator=generator, device=where)
+            t = 1.0 - (1.0 - self.t_min) * u  # in (t_min, 1]
+            s = (t - 1.0 / self.num_steps).clamp(min=0.0)
+        to_host = device.type == "cpu"  # a copy back to the host must block before its values are read
+        return s.to(device, non_blocking=not to_host), t.to(device, non_blocking=not to_host)
 
     def sampling_times(self, steps: int | None = None) -> Tensor:
         """The times the reverse chain visits, [steps + 1] float64, from times[0] to times[T].
