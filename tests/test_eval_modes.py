@@ -4,6 +4,7 @@ and both read on real stacked digits (all modes) and on a collapsed generator (o
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -73,3 +74,26 @@ def test_fid_in_the_digit_classifier_feature_space(stacked, cache):
     assert same["classifier_test_accuracy"] > 0.95
     assert 0 <= same["fid"] < bad["fid"] / 20, (same, bad)
     assert same["isc_mean"] > 100  # 1000 modes, near-uniform and confidently read
+
+
+def test_evaluate_draws_once_and_applies_the_recipe_metrics(cache):
+    from gdiff.eval import evaluate
+    from gdiff.recipes import EvalConfig
+
+    stacked = data.build({"type": "stacked_digits", "size": 1000})  # the reference: all 1000
+    calls = []
+
+    def sample_fn(num):
+        calls.append(num)
+        return stacked.to_model(stacked.raw[:num])
+
+    options = FidelityOptions(feature_extractor="digits", cache_dir=str(cache))
+    out = evaluate(sample_fn, stacked, EvalConfig(num_samples=300, metrics=["modes", "kid"]), options)
+    assert calls == [300] and {"modes_covered", "kl_modes_uniform", "kid_mean", "classifier_test_accuracy"} <= set(out)
+    assert evaluate(sample_fn, stacked, EvalConfig(num_samples=10)) == {} and calls == [300]
+    with pytest.raises(ValueError, match="eval.metrics: unknown metric"):  # (the recipe refuses it first)
+        evaluate(sample_fn, stacked, SimpleNamespace(num_samples=10, metrics=["fud"]))
+    mog = data.build({"type": "mog25", "per_mode": 100})
+    with pytest.raises(ValueError, match="image metrics"):
+        evaluate(lambda n: torch.zeros(n, 2), mog, EvalConfig(metrics=["fid"]))
+    assert evaluate(lambda n: mog.points[:n], mog, EvalConfig(num_samples=500))["num_modes"] == 25
