@@ -432,3 +432,81 @@ def test_from_config():
         Schedule.from_config({"schedule": "vp", "num_steps": 2, "betamax": 3})
     with pytest.raises(ValueError, match=r"geometric.*beta_max=20"):
         Schedule.from_config({"schedule": "geometric", "num_steps": 2, "beta_min": 0.1, "beta_max": 20})
+
+
+# ------------------------------------------------------------------ the unchecked path (validate=False)
+def _calls(sched: Schedule, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> dict:
+    mean, var = sched.posterior(x, 0.5 * x, s, t)
+    return {"log_alpha_bar": sched.log_alpha_bar(t), "alpha_bar": sched.alpha_bar(s),
+            "q_sample": sched.q_sample(x, t, noise), "q_step": sched.q_step(x, s, t, noise),
+            "step_coefficients": torch.stack(sched.step_coefficients(s, t)),
+            "posterior_coefficients": torch.stack(sched.posterior_coefficients(s, t)),
+            "posterior_mean": mean, "posterior_var": var,
+            "posterior_sample": sched.posterior_sample(x, 0.5 * x, s, t, noise),
+            "times": torch.stack(sched.sample_times(64, generator=torch.Generator().manual_seed(5)))}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.kind}{s.T}")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_unchecked_schedule_is_bit_identical_on_valid_times(spec, dtype):
+    sched = spec.build()
+    fast = sched.unchecked()
+    assert sched.validate and not fast.validate and fast.unchecked() is fast and sched.unchecked() is fast
+    assert fast.name == sched.name and fast.num_steps == sched.num_steps and fast.times is sched.times
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, 2, generator=gen, dtype=dtype)
+    s, t = sched.sample_times(64, generator=gen)
+    s[:3], t[:3] = 0.0, tt([1e-300, 0.5, 1.0])  # the clean level and the top end are valid too
+    noise = torch.randn(x.shape, generator=gen, dtype=dtype)
+    slow, quick = _calls(sched, x, s, t, noise), _calls(fast, x, s, t, noise)
+    for key, value in slow.items():
+        torch.testing.assert_close(quick[key], value, rtol=0, atol=0, equal_nan=True, msg=key)  # bit-identical
+
+
+def test_invalid_times_still_raise_on_the_default_path():
+    sched = Schedule.vp(num_steps=4)
+    fast = sched.unchecked()
+    x = torch.randn(2, 3, dtype=F64)
+    assert torch.isnan(fast.q_sample(x, tt([0.5, float("nan")]))).any()  # no check: garbage in, garbage out
+    fast.q_step(x, tt([0.7, 0.1]), tt([0.5, 0.2]))  # s >= t is not caught either
+    for bad in (lambda sc: sc.q_sample(x, tt([0.5, 1.5])), lambda sc: sc.q_step(x, tt([0.7, 0.1]), tt([0.5, 0.2])),
+                lambda sc: sc.posterior(x, x, tt([0.1, -0.1]), tt([0.5, 0.2])),
+                lambda sc: sc.posterior_sample(x, x, tt([0.1, 0.1]), tt([0.5, float("nan")])),
+                lambda sc: sc.alpha_bar(tt([2.0]))):
+        with pytest.raises(ValueError, match=r"\[0, 1\]|s_time < t"):
+            bad(sched)  # building the unchecked twin leaves the schedule itself checking
+    with pytest.raises(ValueError, match=r"shape \[2\]"):  # shape checks read no tensor: they stay
+        fast.q_sample(x, tt([0.5, 0.5, 0.5]))
+
+
+@pytest.mark.parametrize("spec", [Spec("vp", 4), Spec("cosine", 2)], ids=lambda s: s.kind)
+def test_unchecked_schedule_reads_no_tensor_on_the_host(spec):
+    """Tensors on the meta device have no values: any host read (``.item()``, ``bool(tensor)``, a copy to the
+    CPU) raises. The unchecked path runs through on them, so it never synchronises with a GPU."""
+    sched = spec.build()
+    x = torch.empty(5, 3, device="meta")
+    s, t = sched.unchecked().sample_times(5, device="meta")
+    assert s.device.type == t.device.type == "meta"
+    with pytest.raises(RuntimeError, match="meta"):
+        sched.q_sample(x, t)
+    _calls(sched.unchecked(), x, s, t, torch.empty_like(x))
+
+
+def test_training_step_and_sampler_read_no_tensor_on_the_host():
+    """The objectives' D and G steps and both samplers run on the meta device (see above): they use the
+    unchecked schedule, and nothing else in them reads a value back."""
+    from gdiff import objectives
+    from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
+    from gdiff.sampling import ddim, sample
+
+    G = ToyGenerator((2,), width=8, depth=1, time_dim=4).to("meta")
+    D = ToyDiscriminator((2,), width=8, depth=1, time_dim=4, pairwise=True, heads=()).to("meta")
+    x = torch.empty(8, 2, device="meta")
+    for sched in (Schedule.vp(2), Schedule.cosine(2)):
+        assert sample(G, sched, x).device.type == "meta" and ddim(G, sched, x, eta=1.0).device.type == "meta"
+        for fraction in (1.0, 0.5):
+            objective = objectives.ddgan(r1_gamma=0.1, lazy_reg=1, r1_batch_fraction=fraction)
+            losses = objective.discriminator_loss(G, D, sched, x, step=0)
+            assert "d/r1" in losses.parts
+            losses.total.backward()
+            objective.generator_loss(G, D, sched, x).total.backward()

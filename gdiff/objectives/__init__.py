@@ -3,6 +3,7 @@
 Presets (each paper ablation is one argument):
 
     ddgan(r1_gamma=0.02, lazy_reg=15)            # DDGAN: pairwise adversarial + lazy R1
+    ddgan(r1_batch_fraction=0.25)                # R1 on a quarter of the real batch (same expectation)
     ddgan(r1_gamma=0, denoise_weight=1)          # DDGAN with the U-Net denoising regulariser instead
     siddm(afd_weight=1, denoise_weight=1)        # full SIDDM
     siddm(afd_weight=0)                          # SIDDM without AFD (marginal GAN only)
@@ -38,23 +39,25 @@ __all__ = ["AFDCrossEntropy", "AdversarialEntropy", "DenoisingRegularizer", "Gau
 
 
 def ddgan(r1_gamma: float = 0.02, lazy_reg: int = 15, denoise_weight: float = 0.0,
-          adversarial_weight: float = 1.0, d_input: str = "x_prev") -> Objective:
-    """DDGAN: non-saturating GAN on pairs (x_s, x_t), R1 every ``lazy_reg`` steps, optional denoising.
+          adversarial_weight: float = 1.0, d_input: str = "x_prev", r1_batch_fraction: float = 1.0) -> Objective:
+    """DDGAN: non-saturating GAN on pairs (x_s, x_t), R1 every ``lazy_reg`` steps on ``r1_batch_fraction`` of
+    the real batch (gdiff/objectives/r1.py), optional denoising.
     ``d_input="x0"``: the pairs are (x0, x_t) and (x0', x_t) instead."""
     return Objective([NonSaturatingGAN(pairwise=True, weight=adversarial_weight),
-                      R1Penalty(r1_gamma, lazy_reg),
+                      R1Penalty(r1_gamma, lazy_reg, r1_batch_fraction),
                       DenoisingRegularizer(denoise_weight)], name="ddgan", d_input=d_input)
 
 
 def siddm(afd_weight: float = 1.0, entropy: bool = True, afd_weighting: str = "none",
           denoise_weight: float = 0.0, adversarial_weight: float = 1.0, entropy_fit_weight: float = 1.0,
-          r1_gamma: float = 0.0, lazy_reg: int = 1, d_input: str = "x_prev") -> Objective:
+          r1_gamma: float = 0.0, lazy_reg: int = 1, d_input: str = "x_prev",
+          r1_batch_fraction: float = 1.0) -> Objective:
     """SIDDM: marginal GAN on x_s + ``afd_weight`` x (AFD cross-entropy - adversarial entropy).
     ``d_input="x0"``: the marginal GAN judges x0 against G's x0' (the authors' toy code; needs entropy=False)."""
     terms: list[Term] = [NonSaturatingGAN(pairwise=False, weight=adversarial_weight),
                          AFDCrossEntropy(afd_weight, afd_weighting),
                          DenoisingRegularizer(denoise_weight),
-                         R1Penalty(r1_gamma, lazy_reg)]
+                         R1Penalty(r1_gamma, lazy_reg, r1_batch_fraction)]
     if entropy and afd_weight:
         terms.append(AdversarialEntropy(afd_weight, fit_weight=entropy_fit_weight))
     return Objective(terms, name="siddm", d_input=d_input)
@@ -62,22 +65,23 @@ def siddm(afd_weight: float = 1.0, entropy: bool = True, afd_weighting: str = "n
 
 def ufogen(reconstruction_weight: float = 1.0, reconstruction: str = "l2", weighting: str = "snr",
            adversarial_weight: float = 1.0, denoise_weight: float = 0.0, r1_gamma: float = 0.0,
-           lazy_reg: int = 1) -> Objective:
+           lazy_reg: int = 1, r1_batch_fraction: float = 1.0) -> Objective:
     """UFOGen (Xu et al., CVPR 2024): marginal GAN on x_s where the fake x_s' ~ q(x_s | x0') comes from the
     FORWARD process (needs ``generator.transition: forward``), plus ``reconstruction_weight`` x the diffusion
     loss (``weighting="snr"``: mean (eps' - eps)^2; ``"none"``: mean (x0' - x0)^2)."""
     return Objective([NonSaturatingGAN(pairwise=False, weight=adversarial_weight),
                       Reconstruction(reconstruction_weight, reconstruction, weighting),
                       DenoisingRegularizer(denoise_weight),
-                      R1Penalty(r1_gamma, lazy_reg)], name="ufogen", transition="forward")
+                      R1Penalty(r1_gamma, lazy_reg, r1_batch_fraction)], name="ufogen", transition="forward")
 
 
 def wavediff(r1_gamma: float = 0.02, lazy_reg: int = 15, reconstruction_weight: float = 1.0,
-             reconstruction: str = "l1", adversarial_weight: float = 1.0) -> Objective:
+             reconstruction: str = "l1", adversarial_weight: float = 1.0, r1_batch_fraction: float = 1.0
+             ) -> Objective:
     """WaveDiff's loss (Phung et al., CVPR 2023): DDGAN's (pairs + lazy R1) plus ``reconstruction_weight`` x
     mean |x0' - x0|. The wavelet space itself is the data transform (``data.transform: haar``)."""
     return Objective([NonSaturatingGAN(pairwise=True, weight=adversarial_weight),
-                      R1Penalty(r1_gamma, lazy_reg),
+                      R1Penalty(r1_gamma, lazy_reg, r1_batch_fraction),
                       Reconstruction(reconstruction_weight, reconstruction)], name="wavediff")
 
 

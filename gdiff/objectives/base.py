@@ -10,16 +10,21 @@ One step, as data (x_s is "x_{t-1}", the less noisy element of the pair):
        -> x0' = G(x_t, t, z) -> x_s' ~ q(x_s | x_t, x0')
 (the fake follows G's parameterisation, gdiff/parameterization.py: x0, eps or x_prev, posterior or forward).
 D step: fakes under no_grad, D on real x_s and on x_s' (detached).  G step: D on x_s' (D frozen by the caller).
+Input-gradient terms (R1) read the real pass, whose input then requires grad, or, with ``grad_fraction`` < 1,
+one more D pass on the first samples of the real batch: only that pass is differentiated twice.
+Times come from the schedule's own draws, so the steps use ``schedule.unchecked()`` (no host synchronisation).
 ``d_input="x0"`` moves the discriminator to x0 space: D(x0, t) on the data and D(x0', t) on G's prediction
 (the SIDDM authors' released 25-Gaussians code); every other term still reads the pair and x_s'.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
 from gdiff.diffusion import Schedule
@@ -45,12 +50,19 @@ class Pair:
         x_s = schedule.q_sample(x0, s)
         return cls(x0, s, t, x_s, schedule.q_step(x_s, s, t), labels)
 
+    def head(self, n: int) -> Pair:
+        """The first ``n`` samples of the pair."""
+        return Pair(self.x0[:n], self.s[:n], self.t[:n], self.x_s[:n], self.x_t[:n],
+                    None if self.labels is None else self.labels[:n])
+
 
 @dataclass
 class StepData:
     """What the terms of one D or G step read: the pair, the fake, and D's outputs (dicts of heads).
 
     ``fake_x0`` is None when the generator predicts x_{t-1} directly (``parameterization: x_prev``).
+    ``grad_pass``: (real input [n, ...] that requires grad, D's outputs on it) of the separate sub-batch pass
+    that input-gradient terms read when ``grad_fraction`` < 1; None when they read ``real`` itself.
     """
 
     schedule: Schedule
@@ -60,6 +72,7 @@ class StepData:
     step: int = 0
     real: dict[str, Tensor] = field(default_factory=dict)
     fake: dict[str, Tensor] = field(default_factory=dict)
+    grad_pass: tuple[Tensor, dict[str, Tensor]] | None = None
 
 
 @dataclass
@@ -76,6 +89,8 @@ class Term:
     ``d_real_heads`` / ``d_fake_heads`` / ``g_fake_heads``: the discriminator heads the term reads on real
     x_s (D step), on the detached fake (D step) and on the fake (G step); ``None`` means "no pass needed",
     an empty set means "logits only". ``weight`` scales the G-step loss and ``d_weight`` the D-step loss.
+    ``grad_fraction`` (terms that override :meth:`real_needs_grad`): the fraction of the real batch on which
+    the input gradient is taken; below 1 the objective gives the term a separate sub-batch pass.
     """
 
     name: str = "term"
@@ -83,6 +98,7 @@ class Term:
     d_fake_heads: frozenset[str] | None = None
     g_fake_heads: frozenset[str] | None = None
     pairwise: bool | None = None  # True: D must see (x_s, x_t); False: D must not; None: no opinion
+    grad_fraction: float = 1.0
 
     def __init__(self, weight: float = 1.0, d_weight: float | None = None) -> None:
         self.weight = float(weight)
@@ -130,6 +146,11 @@ class Objective:
         self._d_real = _union(t.d_real_heads for t in d_terms)
         self._d_fake = _union(t.d_fake_heads for t in d_terms)
         self._g_fake = _union(t.g_fake_heads for t in g_terms)
+        fractions = {t.grad_fraction for t in d_terms if type(t).real_needs_grad is not Term.real_needs_grad}
+        if len(fractions) > 1:
+            raise ValueError(f"objective '{name}': its input-gradient terms ask for different sub-batch fractions "
+                             f"{sorted(fractions)}; give them one r1_batch_fraction")
+        self.grad_fraction = fractions.pop() if fractions else 1.0
 
     def _check_d_input(self) -> None:
         if self.d_input not in D_INPUTS:
@@ -192,6 +213,19 @@ class Objective:
             return D(x, t, x_t, pair.labels, heads=tuple(sorted(heads - {"logits"})))
         return {"logits": D(x, t, x_t, pair.labels)}
 
+    def grad_batch_size(self, D: nn.Module, batch: int) -> int:
+        """Samples in the input-gradient pass: ceil(grad_fraction x batch), rounded up to whole groups of D's
+        minibatch-stddev statistic (``D.stddev_group``) so that its groups look like the full batch's."""
+        group = max(1, min(getattr(extract_model_from_parallel(D), "stddev_group", 1) or 1, batch))
+        wanted = math.ceil(round(self.grad_fraction * batch, 6))  # round: 0.1 x 30 is 3, not 4
+        return min(batch, -(-wanted // group) * group)
+
+    def _grad_pass(self, D: nn.Module, real_input: Tensor, pair: Pair) -> tuple[Tensor, dict[str, Tensor]]:
+        """D (logits) on the first ``grad_batch_size`` real inputs, detached and requiring grad."""
+        n = self.grad_batch_size(D, real_input.shape[0])
+        x = real_input[:n].detach().requires_grad_(True)
+        return x, self._run_d(D, x, pair.head(n), frozenset())
+
     def _fake(self, G: nn.Module, schedule: Schedule, pair: Pair) -> tuple[Tensor | None, Tensor]:
         """(x0' or None, x_s'): one reverse step of G from the real x_t (gdiff/parameterization.py)."""
         param = parameterization_of(G)
@@ -223,18 +257,28 @@ class Objective:
 
     # ------------------------------------------------------------------------------------------ steps
     def discriminator_loss(self, G: nn.Module, D: nn.Module, schedule: Schedule, x0: Tensor,
-                           labels: Tensor | None = None, step: int = 0) -> Losses:
-        """D-step loss. Fakes are made under no_grad: no generator graph is built or back-propagated."""
+                           labels: Tensor | None = None, step: int = 0, D_eager: nn.Module | None = None) -> Losses:
+        """D-step loss. Fakes are made under no_grad: no generator graph is built or back-propagated.
+
+        ``D_eager``: the same discriminator without torch.compile (which has no double backward), used for the
+        pass that an input-gradient term differentiates twice; default ``D``.
+        """
+        schedule = schedule.unchecked()
         pair = Pair.draw(schedule, x0, labels)
         with torch.no_grad():
             fake_x0, fake_x_s = self._fake(G, schedule, pair)
         data = StepData(schedule, pair, fake_x0, fake_x_s, step)
         d_terms = [term for term in self.terms if term.d_weight != 0]
         real_input, fake_input = self._d_inputs(pair, data)
+        twice = self.double_backward(step)
+        whole = twice and self.grad_fraction >= 1  # the real pass itself is differentiated twice
+        D_eager = D if D_eager is None else D_eager
         if self._d_real is not None:
-            if self.double_backward(step):
+            if whole:
                 real_input.requires_grad_(True)
-            data.real = self._run_d(D, real_input, pair, self._d_real)
+            data.real = self._run_d(D_eager if whole else D, real_input, pair, self._d_real)
+        if twice and not whole:
+            data.grad_pass = self._grad_pass(D_eager, real_input, pair)
         if self._d_fake is not None:
             data.fake = self._run_d(D, fake_input, pair, self._d_fake)
         losses = self._sum([(term.d_weight, term.discriminator_loss(data)) for term in d_terms], "d")
@@ -246,6 +290,7 @@ class Objective:
     def generator_loss(self, G: nn.Module, D: nn.Module, schedule: Schedule, x0: Tensor,
                        labels: Tensor | None = None, step: int = 0) -> Losses:
         """G-step loss on a freshly drawn pair and latent. The caller freezes D's parameters."""
+        schedule = schedule.unchecked()
         pair = Pair.draw(schedule, x0, labels)
         fake_x0, fake_x_s = self._fake(G, schedule, pair)
         data = StepData(schedule, pair, fake_x0, fake_x_s, step)
