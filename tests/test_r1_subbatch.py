@@ -162,6 +162,7 @@ def test_sub_batch_pass_alone_is_differentiated_twice_on_the_eager_module():
     x0 = torch.randn(16, 3)
     for fraction, step, on_d, on_eager in [(0.25, 0, [(16, False), (16, False)], [(4, True)]),
                                            (1.0, 0, [(16, False)], [(16, True)]),
+                                           (0.99, 0, [(16, False)], [(16, True)]),  # ceil(15.8): no sub-batch
                                            (0.25, 1, [(16, False), (16, False)], [])]:
         fast, eager = Recorder(D), Recorder(D)
         objective = objectives.ddgan(r1_gamma=0.3, lazy_reg=2, r1_batch_fraction=fraction)

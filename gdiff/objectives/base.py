@@ -10,8 +10,9 @@ One step, as data (x_s is "x_{t-1}", the less noisy element of the pair):
        -> x0' = G(x_t, t, z) -> x_s' ~ q(x_s | x_t, x0')
 (the fake follows G's parameterisation, gdiff/parameterization.py: x0, eps or x_prev, posterior or forward).
 D step: fakes under no_grad, D on real x_s and on x_s' (detached).  G step: D on x_s' (D frozen by the caller).
-Input-gradient terms (R1) read the real pass, whose input then requires grad, or, with ``grad_fraction`` < 1,
-one more D pass on the first samples of the real batch: only that pass is differentiated twice.
+Input-gradient terms (R1) read the real pass, whose input then requires grad, or, when ``grad_fraction`` < 1
+asks for fewer samples, one more D pass on the first samples of the real batch: only that pass is differentiated
+twice.
 Times come from the schedule's own draws, so the steps use ``schedule.unchecked()`` (no host synchronisation).
 ``d_input="x0"`` moves the discriminator to x0 space: D(x0, t) on the data and D(x0', t) on G's prediction
 (the SIDDM authors' released 25-Gaussians code); every other term still reads the pair and x_s'.
@@ -62,7 +63,7 @@ class StepData:
 
     ``fake_x0`` is None when the generator predicts x_{t-1} directly (``parameterization: x_prev``).
     ``grad_pass``: (real input [n, ...] that requires grad, D's outputs on it) of the separate sub-batch pass
-    that input-gradient terms read when ``grad_fraction`` < 1; None when they read ``real`` itself.
+    that input-gradient terms read when it is smaller than the batch; None when they read ``real`` itself.
     """
 
     schedule: Schedule
@@ -90,7 +91,8 @@ class Term:
     x_s (D step), on the detached fake (D step) and on the fake (G step); ``None`` means "no pass needed",
     an empty set means "logits only". ``weight`` scales the G-step loss and ``d_weight`` the D-step loss.
     ``grad_fraction`` (terms that override :meth:`real_needs_grad`): the fraction of the real batch on which
-    the input gradient is taken; below 1 the objective gives the term a separate sub-batch pass.
+    the input gradient is taken; below 1 (and fewer samples than the batch) the objective gives the term a
+    separate sub-batch pass.
     """
 
     name: str = "term"
@@ -174,8 +176,8 @@ class Objective:
         return self._d_real is not None or self._d_fake is not None
 
     def double_backward(self, step: int) -> bool:
-        """Whether the D step of ``step`` differentiates through D's input gradient (R1): the caller must then
-        run D eagerly (torch.compile does not support double backward)."""
+        """Whether the D step of ``step`` differentiates through D's input gradient (R1): the pass that is
+        differentiated twice runs on ``D_eager`` (torch.compile does not support double backward)."""
         return any(term.real_needs_grad(step) for term in self.terms if term.d_weight != 0)
 
     @property
@@ -270,8 +272,8 @@ class Objective:
         data = StepData(schedule, pair, fake_x0, fake_x_s, step)
         d_terms = [term for term in self.terms if term.d_weight != 0]
         real_input, fake_input = self._d_inputs(pair, data)
-        twice = self.double_backward(step)
-        whole = twice and self.grad_fraction >= 1  # the real pass itself is differentiated twice
+        twice = self.double_backward(step)  # then the real pass itself is differentiated twice, unless the
+        whole = twice and self.grad_batch_size(D, x0.shape[0]) == x0.shape[0]  # sub-batch is smaller than it
         D_eager = D if D_eager is None else D_eager
         if self._d_real is not None:
             if whole:

@@ -5,7 +5,8 @@
 The gradient is taken w.r.t. the x_s input only (not x_t). As in DDGAN, the lazy penalty is not rescaled by
 ``every``. With ``batch_fraction`` 1 it shares the real pass of the adversarial term (one D pass, whose input
 then requires grad). With ``batch_fraction`` f < 1 the objective runs D once more on the first ceil(f B) real
-samples (rounded up to whole minibatch-stddev groups) and only that pass is differentiated twice, as
+samples (rounded up to whole minibatch-stddev groups; if that is all B, the shared pass is used instead) and
+only that pass is differentiated twice, as
 StyleGAN2 shrinks the batch of its path-length regulariser: the estimate is the mean over a uniformly random
 subset of exchangeable samples, so its value and its gradient w.r.t. D's parameters keep their expectation
 (the variance grows by about 1/f), while the double backward costs about f of the full batch's.
