@@ -200,9 +200,8 @@ class Trainer:
         step, obj = self.step, self.objective
         self._set_learning_rates()
         if self.D is not None and obj.trains_discriminator:
-            D = self._D_eager if obj.double_backward(step) else self.D
-            self._accumulate(self.D, self.opt_d, lambda x, y: obj.discriminator_loss(self.G, D, self.schedule, x, y,
-                                                                                    step), x0, labels, meter)
+            self._accumulate(self.D, self.opt_d, lambda x, y: obj.discriminator_loss(
+                self.G, self.D, self.schedule, x, y, step, D_eager=self._D_eager), x0, labels, meter)
         if self.D is not None:
             self.D.requires_grad_(False)
         with contextlib.nullcontext() if self.D is None else self.accelerator.no_sync(self.D):
