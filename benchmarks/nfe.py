@@ -1,6 +1,6 @@
 """The papers' central claim on data this machine trains: sample quality against NFE and wall time.
 
-    python benchmarks/nfe.py [--data mog25 digits] [--max-steps mog25=8000 digits=1000] [--ts 1 2 4 8]
+    python benchmarks/nfe.py [--data mog25 digits] [--max-steps mog25=4000 digits=1000] [--ts 1 2 4 8]
                              [--ks 2 4 8 16 32 64 128 256 1000] [--jobs 2] [--runs /tmp/nfe]
 
 DDGAN and SIDDM are trained at T in ``--ts`` (the shipped ``<data>_ddgan`` / ``<data>_siddm`` recipes with
@@ -186,7 +186,7 @@ def plot(points: list[dict], args: argparse.Namespace) -> None:
 
 
 def parse_budget(items: list[str]) -> dict[str, int]:
-    out = {"mog25": 8000, "digits": 1000}
+    out = {"mog25": 4000, "digits": 1000}
     for item in items:
         data, _, steps = item.partition("=")
         out[data] = int(steps)
@@ -196,7 +196,7 @@ def parse_budget(items: list[str]) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=["mog25", "digits"], choices=["mog25", "digits"])
-    parser.add_argument("--max-steps", nargs="*", default=[], help="DATA=STEPS (default mog25=8000 digits=1000)")
+    parser.add_argument("--max-steps", nargs="*", default=[], help="DATA=STEPS (default mog25=4000 digits=1000)")
     parser.add_argument("--ts", type=int, nargs="+", default=[1, 2, 4, 8], help="T of DDGAN and SIDDM")
     parser.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64, 128, 256, 1000],
                         help="sampling steps of the Gaussian baseline")
