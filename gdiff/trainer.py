@@ -34,31 +34,12 @@ from gdiff import checkpoints, data, lr_schedule, nets, objectives, recipes
 from gdiff.data.stream import BatchStream
 from gdiff.diffusion import Schedule
 from gdiff.eval import evaluate as evaluate_metrics
+from gdiff.loss_meter import LossMeter, flat_scalars
 from gdiff.rundir import RunDir
 from gdiff.sampling import sample
 
 EMA_FILE, STATE_FILE = "ema.safetensors", "trainer_state.json"
 GRID_SIZE = 64  # samples in each picture of EMA samples
-
-
-class _Meter:
-    """Running sums of loss parts on the device; read (one synchronisation) only when logging."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, parts: dict[str, torch.Tensor]) -> None:
-        for key, value in parts.items():
-            value = value.detach().float()
-            self.sums[key] = self.sums[key] + value if key in self.sums else value
-            self.counts[key] = self.counts.get(key, 0) + 1
-
-    def means(self) -> dict[str, float]:
-        """Means since the last call (then reset)."""
-        out = {k: float(v) / self.counts[k] for k, v in self.sums.items()}
-        self.sums, self.counts = {}, {}
-        return out
 
 
 class Trainer:
@@ -180,7 +161,7 @@ class Trainer:
                 group["lr"] = lr
 
     def _accumulate(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x0: torch.Tensor,
-                    labels: torch.Tensor | None, meter: _Meter) -> None:
+                    labels: torch.Tensor | None, meter: LossMeter) -> None:
         """Zero grads, backward ``loss_fn(x, labels)`` over the micro-batches (DDP sync on the last), step."""
         acc = self.accelerator
         optimizer.zero_grad(set_to_none=True)
@@ -194,9 +175,9 @@ class Trainer:
             meter.add(losses.parts)
         optimizer.step()
 
-    def train_step(self, x0: torch.Tensor, labels: torch.Tensor | None, meter: _Meter | None = None) -> _Meter:
+    def train_step(self, x0: torch.Tensor, labels: torch.Tensor | None, meter: LossMeter | None = None) -> LossMeter:
         """One D step and one G step on a per-process batch; loss parts are added to ``meter`` (on device)."""
-        meter = meter or _Meter()
+        meter = meter or LossMeter()
         step, obj = self.step, self.objective
         self._set_learning_rates()
         if self.D is not None and obj.trains_discriminator:
@@ -221,10 +202,10 @@ class Trainer:
         self.run_dir.record_start(step=self.step, world_size=acc.num_processes, device=str(acc.device),
                                   mixed_precision=cfg.mixed_precision, compile=cfg.compile,
                                   data=self.data.describe())
-        acc.init_trackers("gdiff", config=_flat_scalars(self.recipe.to_dict()))
+        acc.init_trackers("gdiff", config=flat_scalars(self.recipe.to_dict()))
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not acc.is_main_process, dynamic_ncols=True,
                    desc=f"{self.objective.name} T={self.schedule.num_steps}")
-        meter, start, window = _Meter(), time.perf_counter(), (time.perf_counter(), self.step)
+        meter, start, window = LossMeter(), time.perf_counter(), (time.perf_counter(), self.step)
         while self.step < cfg.max_steps:
             self.train_step(*next(self.stream), meter)
             self.step += 1
@@ -313,14 +294,3 @@ class Trainer:
         self.run_dir.write_metrics(result)
         self.accelerator.print(json.dumps(result))
         return result
-
-
-def _flat_scalars(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten a recipe for tracker hyper-parameters (lists become strings)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat_scalars(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return out
