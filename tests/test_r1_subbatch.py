@@ -4,6 +4,7 @@ partition, the full-batch path unchanged, the double backward confined to the su
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from gdiff.diffusion import Schedule
 from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
 from gdiff.objectives import Pair, R1Penalty, StepData, r1_penalty
 from gdiff.parameterization import reverse_step
+from tests.test_cli import ROOT, run
 
 F64 = torch.float64
 SCHEDULE = Schedule.vp(4)
@@ -217,3 +219,17 @@ def test_recipe_keys_and_terms():
     assert objectives.ddgan(r1_gamma=0).grad_fraction == 1.0  # no R1 term: nothing to shrink
     with pytest.raises(ValueError, match=r"different sub-batch fractions \[0.25, 0.5\]"):
         objectives.Objective([R1Penalty(0.1, batch_fraction=0.25), R1Penalty(0.2, batch_fraction=0.5)])
+
+
+def test_two_ddp_ranks_stay_in_sync_with_a_sub_batch_r1(tmp_path):
+    """Two gloo ranks (as tests/test_cli.py), lazy R1 on a quarter of each rank's batch: the extra D pass
+    does not upset DDP's gradient reduction, and the ranks end with identical networks."""
+    run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--main_process_port", "29531", str(ROOT / "tests" / "distributed_worker.py"), str(tmp_path),
+         "objective={type: ddgan, r1_gamma: 0.1, lazy_reg: 2, r1_batch_fraction: 0.25}",
+         "discriminator.pairwise=true", "discriminator.heads=[]", "diffusion.schedule=vp"],
+        env={"ACCELERATE_USE_CPU": "1"})
+    ranks = [torch.load(tmp_path / f"rank{i}.pt") for i in range(2)]
+    assert not torch.equal(ranks[0]["batch"], ranks[1]["batch"])
+    for key in ("G", "D", "ema"):
+        assert all(torch.equal(a, b) for a, b in zip(ranks[0][key], ranks[1][key], strict=True)), key
