@@ -151,7 +151,7 @@ class Objective:
         fractions = {t.grad_fraction for t in d_terms if type(t).real_needs_grad is not Term.real_needs_grad}
         if len(fractions) > 1:
             raise ValueError(f"objective '{name}': its input-gradient terms ask for different sub-batch fractions "
-                             f"{sorted(fractions)}; give them one r1_batch_fraction")
+                             f"{sorted(fractions)}; give them one (batch_fraction; r1_batch_fraction in the presets)")
         self.grad_fraction = fractions.pop() if fractions else 1.0
 
     def _check_d_input(self) -> None:
