@@ -141,7 +141,7 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(tmp_path):
     """With a deterministic loss, 4 micro-batches of 32 give the gradients of one batch of 128."""
     from gdiff.objectives import Losses
 
-    def d_loss(G, D, schedule, x0, labels, step):
+    def d_loss(G, D, schedule, x0, labels, step, **kwargs):
         t = torch.full((len(x0),), 0.5)
         total = D(x0, t).square().mean() + 0 * sum(p.sum() for p in G.parameters())
         return Losses(total, {"d/total": total.detach()})

@@ -133,12 +133,11 @@ def test_bad_config_names_the_key(overrides, key):
         build(section, data_shape=(3, 16, 16), where="generator")
 
 
-@pytest.mark.parametrize(("recipe", "shape"), [("cifar10_siddm.yaml", (3, 32, 32)),
-                                              ("imagenet64_siddm.yaml", (3, 64, 64))])
-def test_recipe_networks_build(recipe, shape):
+@pytest.mark.parametrize(("recipe", "shape", "num_classes"), [("cifar10_siddm.yaml", (3, 32, 32), 0),
+                                                             ("imagenet64_siddm.yaml", (3, 64, 64), 1000)])
+def test_recipe_networks_build(recipe, shape, num_classes):
     """The paper-table networks of the recipes are valid (built on the meta device: no memory, no time)."""
     cfg = yaml.safe_load((RECIPES / recipe).read_text())
-    num_classes = cfg.get("data", {}).get("num_classes", 0)
     with torch.device("meta"):
         g = build(cfg["generator"], data_shape=shape, num_classes=num_classes, where="generator")
         d = build(cfg["discriminator"], data_shape=shape, num_classes=num_classes, where="discriminator")
