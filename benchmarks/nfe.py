@@ -119,7 +119,10 @@ def write_markdown(points: list[dict], args: argparse.Namespace, train_s: dict, 
              f"Machine: {os.cpu_count()} CPU cores shared with other jobs, {platform.machine()}, torch "
              f"{torch.__version__}, Python {platform.python_version()}; {args.jobs} training process(es) in parallel, "
              f"1 torch thread each; sampling in the main process with {torch.get_num_threads()} thread(s).  ",
-             f"Date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}; total wall time {elapsed / 60:.1f} min.  ",
+             f"Date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}; training wall time summed over the runs "
+             f"{sum(train_s.values()) / 60:.0f} min, sampling {sum(p['sample_s'] for p in points if p['nfe']) / 60:.0f}"
+             f" min; this invocation {elapsed / 60:.1f} min (finished runs and measured points in --runs are reused)."
+             "  ",
              f"Budget: train.max_steps {', '.join(f'{d} {args.max_steps[d]}' for d in args.data)} per run (the "
              "recipes' batch sizes and optimisers; same steps for every method), seed 0, one run per point.", ""]
     for data in args.data:
@@ -143,8 +146,10 @@ def write_markdown(points: list[dict], args: argparse.Namespace, train_s: dict, 
             fmt = "| {label} | {nfe} | {fid:.3f} | {confident:.3f} | {sample_s:.3f} | {train} |"
         for p in sorted(rows, key=lambda p: (p["label"], p["nfe"])):
             train = f"{train_s[p['run']]:.0f}" if p["run"] in train_s else "-"
-            lines.append(fmt.format(**{**p, "label": p["label"].replace("real data", "real data (floor)")},
-                                    train=train))
+            line = fmt.format(**p, train=train)
+            if p["label"] == "real data":  # no network calls, no sampling time
+                line = line.replace("| real data | 0 |", "| real data (floor) | - |").replace("| nan |", "| - |")
+            lines.append(line)
         accuracy = [p["classifier_test_accuracy"] for p in rows if "classifier_test_accuracy" in p]
         if accuracy:
             lines += ["", f"Digit classifier accuracy on held-out real digits: {accuracy[0]:.3f}."]
@@ -153,35 +158,43 @@ def write_markdown(points: list[dict], args: argparse.Namespace, train_s: dict, 
     (RESULTS / "nfe.md").write_text("\n".join(lines))
 
 
+METRICS = {"mog25": [("frechet", "Frechet distance", "log"),
+                     ("high_quality", "share within 3 std of a mode", "linear")],
+           "digits": [("fid", "FID (digit classifier features)", "log"),
+                      ("confident", "share read with confidence > 0.9", "linear")]}
+
+
 def plot(points: list[dict], args: argparse.Namespace) -> None:
+    """Per data set and metric: quality against NFE (left) and against sampling time (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(args.data), 2, squeeze=False, figsize=(10, 4 * len(args.data)))
-    for row, data in enumerate(args.data):
-        key, name = ("frechet", "Frechet distance") if data == "mog25" else ("fid", "FID (digit classifier features)")
-        floor = [p[key] for p in points if p["data"] == data and p["label"] == "real data"]
-        for col in (0, 1):
-            for value in floor:
-                axes[row, col].axhline(value, color="0.5", linestyle=":", label="real data (same N)")
-        for label in sorted({p["label"] for p in points if p["data"] == data} - {"real data"}):
-            series = sorted((p for p in points if p["data"] == data and p["label"] == label), key=lambda p: p["nfe"])
+    panels = [(data, *metric) for data in args.data for metric in METRICS[data]]
+    fig, axes = plt.subplots(len(panels), 2, squeeze=False, figsize=(10, 3.6 * len(panels)))
+    for row, (data, key, name, scale) in enumerate(panels):
+        rows = [p for p in points if p["data"] == data]
+        for p in rows:
+            if p["label"] == "real data":
+                for col in (0, 1):
+                    axes[row, col].axhline(p[key], color="0.5", linestyle=":", label="real data (same N)")
+        for label in sorted({p["label"] for p in rows} - {"real data"}):
+            series = sorted((p for p in rows if p["label"] == label), key=lambda p: p["nfe"])
             style = "o-" if label.startswith(("DDGAN", "SIDDM")) else "s--"
             axes[row, 0].plot([p["nfe"] for p in series], [p[key] for p in series], style, label=label)
             axes[row, 1].plot([p["sample_s"] for p in series], [p[key] for p in series], style, label=label)
         for col, xlabel in enumerate(("NFE (network calls per sample)", f"seconds for {SAMPLES[data]:,} samples")):
             ax = axes[row, col]
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            ax.set_yscale(scale)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(name)
             ax.set_title(data)
             ax.grid(True, which="both", alpha=0.3)
-        axes[row, 0].legend(fontsize=8)
+        axes[row, 0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "nfe.png", dpi=100)
+    fig.savefig(RESULTS / "nfe.png", dpi=90)
     plt.close(fig)
 
 
