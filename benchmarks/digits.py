@@ -1,6 +1,7 @@
 """Digits benchmark: train the shipped digits recipes, then score their samples with independent code.
 
     python benchmarks/digits.py [--recipes digits_siddm digits_ddgan ...] [--runs /tmp/digits] [--num 26000]
+                                [--override train.threads=1 ...]
 
 Each recipe trains as shipped (``python -m gdiff.train``, wall time measured) unless its run directory already
 holds a finished run; then ``--num`` samples of its EMA generator are scored by a scikit-learn SVM trained on the
@@ -52,14 +53,14 @@ def calibrated() -> CalibratedClassifierCV:
     return CalibratedClassifierCV(SVC(gamma=0.001), ensemble=False)
 
 
-def train(recipe: str, run_dir: Path) -> float | None:
+def train(recipe: str, run_dir: Path, overrides: list[str]) -> float | None:
     """Train unless finished; the wall time in seconds (kept in RUN/train_seconds.txt)."""
     seconds_file = run_dir / "train_seconds.txt"
     if (run_dir / "metrics.json").is_file():
         return float(seconds_file.read_text()) if seconds_file.is_file() else None
     start = time.perf_counter()
     with (run_dir.parent / f"{run_dir.name}.log").open("w") as log:
-        subprocess.run([sys.executable, "-m", "gdiff.train", str(ROOT / "recipes" / f"{recipe}.yaml"),
+        subprocess.run([sys.executable, "-m", "gdiff.train", str(ROOT / "recipes" / f"{recipe}.yaml"), *overrides,
                         "--run-dir", str(run_dir)], cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
     seconds_file.write_text(f"{seconds:.1f}\n")
@@ -97,16 +98,18 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=["digits_siddm", "digits_ddgan"])
     parser.add_argument("--runs", type=Path, default=Path("/tmp/gdiff_digits"))
     parser.add_argument("--num", type=int, default=26_000)
+    parser.add_argument("--override", nargs="*", default=[], help="recipe overrides, e.g. train.threads=1")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     svm, accuracy, confident_real = classifier()
     print(f"SVM: 5-fold accuracy {accuracy:.4f}; held-out real digits classified with p > 0.9: {confident_real:.3f}")
     for recipe in args.recipes:
         run_dir = args.runs / recipe
-        seconds = train(recipe, run_dir)
+        seconds = train(recipe, run_dir, args.override)
         samples = draw(run_dir, args.num)
-        result = {"recipe": recipe, "train_seconds": seconds, "num_samples": len(samples), **score(samples, svm),
-                  "svm_accuracy": accuracy, "real_confident": confident_real}
+        result = {"recipe": recipe, "overrides": args.override, "train_seconds": seconds,
+                  "num_samples": len(samples), **score(samples, svm), "svm_accuracy": accuracy,
+                  "real_confident": confident_real}
         print(json.dumps(result))
         grid = sorted((run_dir / "samples").glob("step_*.png"))[-1]
         RESULTS.mkdir(parents=True, exist_ok=True)
