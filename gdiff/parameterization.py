@@ -59,12 +59,14 @@ class Parameterization:
             return out
         if self.predicts == "x_prev":
             return None
-        log_abar = schedule.log_alpha_bar(t.to(torch.float64))
-        if bool((log_abar < torch.log(torch.tensor(MIN_ALPHA_BAR, dtype=torch.float64))).any()):
+        # alpha_bar falls with t, so its value at t = 1 (a CPU scalar: no read of device data) bounds every time
+        lowest = float(schedule.alpha_bar(torch.ones((), dtype=torch.float64)))
+        if lowest < MIN_ALPHA_BAR:
             raise ValueError(f"generator.parameterization eps needs alpha_bar(t) >= {MIN_ALPHA_BAR} at every "
                              f"time (x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)); the {schedule.name} "
-                             f"schedule reaches alpha_bar = {log_abar.exp().min().item():.3g}: use "
-                             f"diffusion.schedule vp (alpha_bar(1) = 4.3e-5)")
+                             f"schedule reaches alpha_bar = {lowest:.3g}: use diffusion.schedule vp "
+                             f"(alpha_bar(1) = 4.3e-5)")
+        log_abar = schedule.log_alpha_bar(t.to(torch.float64))
         shape = (-1,) + (1,) * (out.ndim - 1)
         inv_sqrt_abar = torch.exp(-0.5 * log_abar).to(out.dtype).reshape(shape)
         sigma = torch.sqrt(-torch.expm1(log_abar)).to(out.dtype).reshape(shape)

@@ -56,10 +56,12 @@ def test_eps_to_x0_matches_float64_formula():
     torch.testing.assert_close(Parameterization("eps").x0(eps, x_t, t, schedule), x0, rtol=1e-10, atol=1e-10)
 
 
-def test_eps_refuses_a_schedule_that_reaches_alpha_bar_zero():
+@pytest.mark.parametrize("checked", [True, False])
+def test_eps_refuses_a_schedule_that_reaches_alpha_bar_zero(checked):
+    """Also on the unchecked schedule of the training step, and for times that stay clear of t = 1."""
+    schedule = Schedule.cosine(2) if checked else Schedule.cosine(2).unchecked()
     with pytest.raises(ValueError, match="vp"):
-        Parameterization("eps").x0(torch.zeros(2, 2), torch.zeros(2, 2), torch.tensor([0.5, 1.0]),
-                                   Schedule.cosine(2))
+        Parameterization("eps").x0(torch.zeros(2, 2), torch.zeros(2, 2), torch.tensor([0.5, 0.6]), schedule)
 
 
 def test_forward_transition_moments_ignore_x_t():

@@ -49,6 +49,7 @@ class GaussianDiffusion(Objective):
                        labels: Tensor | None = None, step: int = 0) -> Losses:
         """Mean squared error of G's x0- or eps-prediction at t drawn from the schedule; D is ignored."""
         predicts = self._check(G)
+        schedule = schedule.unchecked()  # its own draws of t: no value checks, no host synchronisation
         _, t = schedule.sample_times(x0.shape[0], device=x0.device)
         noise = torch.randn_like(x0)
         x_t = schedule.q_sample(x0, t, noise)
