@@ -173,15 +173,18 @@ class NCSNppGenerator(nn.Module):
         self.norm_out = nn.GroupNorm(_groups(width), width, eps=1e-6)
         self.conv_out = conv2d(width, image_channels, 3, scale=NEAR_ZERO)
 
-    def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def conditioning(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """(time and class embedding e [B, E], mapped latent w [B, W] or None without a latent)."""
         batch = x_t.shape[0]
         if z.shape != (batch, self.z_dim):
             raise ValueError(f"z must have shape [{batch}, {self.z_dim}], got {tuple(z.shape)}")
         e = self.time_embed(t)
         if self.class_embed is not None:
             e = e + self.class_embed(labels, batch, x_t.device)
-        e = self.act(e)
-        w = self.mapping(z) if self.mapping is not None else None
+        return self.act(e), self.mapping(z) if self.mapping is not None else None
+
+    def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        e, w = self.conditioning(x_t, t, z, labels)
 
         h = self.conv_in(x_t)
         skips, pyramid = [h], x_t

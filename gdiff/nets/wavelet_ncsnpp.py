@@ -69,14 +69,7 @@ class WaveletNCSNppGenerator(NCSNppGenerator):
             for i, width in enumerate(dec_widths))
 
     def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        batch = x_t.shape[0]
-        if z.shape != (batch, self.z_dim):
-            raise ValueError(f"z must have shape [{batch}, {self.z_dim}], got {tuple(z.shape)}")
-        e = self.time_embed(t)
-        if self.class_embed is not None:
-            e = e + self.class_embed(labels, batch, x_t.device)
-        e = self.act(e)
-        w = self.mapping(z) if self.mapping is not None else None
+        e, w = self.conditioning(x_t, t, z, labels)
 
         h = self.conv_in(x_t)
         skips, highs, pyramid = [h], [], x_t
