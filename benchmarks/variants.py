@@ -45,6 +45,8 @@ VARIANTS: dict[str, list[tuple[str, str, list[str], list[int]]]] = {
         ("SIDDM x0, vp T=2 (control of eps)", "mog25_siddm_eps", ["generator.parameterization=x0"], [2]),
         ("SIDDM x0-space D T=2", "mog25_siddm_x0_disc", [], [2]),
         ("UFOGen T=4", "mog25_ufogen", [], [1, 2, 4]),
+        ("UFOGen T=4, unweighted x0 loss", "mog25_ufogen", ["objective.weighting=none"], [1, 2, 4]),
+        ("UFOGen T=2", "mog25_ufogen", ["diffusion.num_steps=2"], [1, 2]),
         ("SIDDM T=4", "mog25_siddm", ["diffusion.num_steps=4"], [1, 2, 4]),
         ("SIDDM T=1", "mog25_siddm", ["diffusion.num_steps=1"], [1]),
         ("DDGAN T=2", "mog25_ddgan", [], [2]),
@@ -59,17 +61,22 @@ VARIANTS: dict[str, list[tuple[str, str, list[str], list[int]]]] = {
          ["generator.parameterization=x0", "generator.tanh_output=true"], [4]),
         ("WaveDiff (Haar subbands) T=4", "digits_wavediff", [], [4]),
         ("UFOGen T=4", "digits_ufogen", [], [1, 2, 4]),
-        ("SIDDM T=4", "digits_siddm", [], [1, 2, 4]),
+        ("SIDDM T=2", "digits_siddm", ["diffusion.num_steps=2"], [1, 2]),
         ("SIDDM T=1", "digits_siddm", ["diffusion.num_steps=1"], [1]),
         ("DDGAN T=1", "digits_ddgan", ["diffusion.num_steps=1"], [1]),
     ],
 }
 
 
-def _digits_scorer():
+def _digits_benchmark():
     spec = importlib.util.spec_from_file_location("digits_benchmark", ROOT / "benchmarks" / "digits.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _digits_scorer():
+    module = _digits_benchmark()
     svm, _, _ = module.classifier()
     return lambda samples: module.score(samples.numpy(), svm)
 
@@ -144,7 +151,9 @@ def write_markdown() -> None:
         else:
             lines += ["## Digits (scikit-learn 8x8; scored by benchmarks/digits.py's SVM)", "",
                       "classes: digit classes among the samples; TV: total variation between the predicted-class "
-                      "histogram and the real one (lower is better); confident: share classified with p > 0.9.", "",
+                      "histogram and the real one (lower is better); confident: share classified with p > 0.9 "
+                      "(held-out real digits: {:.3f}; the SVM's 5-fold accuracy {:.3f}).".format(
+                          *_digits_benchmark().classifier()[:0:-1]), "",
                       "| variant | seed | steps x batch | NFE | classes | TV | confident | train min | command |",
                       "|---|---|---|---|---|---|---|---|---|"]
             for r in records:
