@@ -113,7 +113,7 @@ class Trainer:
         D = nets.build(self.recipe.discriminator, shape, classes, "discriminator")
         self.objective.check(D)
         group = getattr(D, "stddev_group", 0)
-        if group and self._batch_geometry(self.recipe.train, self.accelerator.num_processes)[1] % group:
+        if group and self.micro_batch % group:
             raise ValueError(f"the discriminator's minibatch-stddev groups of {group} need a per-process "
                              f"micro-batch divisible by {group}; got {self.micro_batch}: adjust train.batch_size "
                              f"or train.micro_batch")
