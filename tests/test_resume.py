@@ -144,3 +144,9 @@ def test_checkpoints_load_without_unpickling(tmp_path):
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
         Trainer(make(IMAGES, "train.max_steps=4"), tmp_path).resume()
     assert not marker.exists()
+
+
+def test_micro_batch_must_split_into_stddev_groups(tmp_path):
+    with pytest.raises(ValueError, match="minibatch-stddev groups of 4"):
+        Trainer(make(IMAGES, "train.batch_size=18"), tmp_path)
+    Trainer(make(IMAGES, "train.batch_size=24", "train.micro_batch=8"), tmp_path)  # 8 = two groups: accepted
