@@ -53,19 +53,28 @@ class Parameterization:
             raise ValueError("generator.parameterization x_prev predicts x_{t-1} itself: it has no transition "
                              f"to choose; leave generator.transition at posterior, got {self.transition!r}")
 
-    def x0(self, out: Tensor, x_t: Tensor, t: Tensor, schedule: Schedule) -> Tensor | None:
-        """The x0 prediction [B, ...] implied by G's output (None for ``x_prev``); t: float times [B]."""
-        if self.predicts == "x0":
-            return out
-        if self.predicts == "x_prev":
-            return None
-        # alpha_bar falls with t, so its value at t = 1 (a CPU scalar: no read of device data) bounds every time
+    def check(self, schedule: Schedule) -> None:
+        """Raise a ValueError if this parameterisation cannot run on ``schedule`` (called once, at build time).
+
+        eps -> x0 divides by sqrt(alpha_bar(t)); alpha_bar falls with t, so alpha_bar(1) bounds every time.
+        """
+        if self.predicts != "eps":
+            return
         lowest = float(schedule.alpha_bar(torch.ones((), dtype=torch.float64)))
         if lowest < MIN_ALPHA_BAR:
             raise ValueError(f"generator.parameterization eps needs alpha_bar(t) >= {MIN_ALPHA_BAR} at every "
                              f"time (x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)); the {schedule.name} "
                              f"schedule reaches alpha_bar = {lowest:.3g}: use diffusion.schedule vp "
                              f"(alpha_bar(1) = 4.3e-5)")
+
+    def x0(self, out: Tensor, x_t: Tensor, t: Tensor, schedule: Schedule) -> Tensor | None:
+        """The x0 prediction [B, ...] implied by G's output (None for ``x_prev``); t: float times [B].
+
+        Valid after :meth:`check` against the same schedule (the step itself checks nothing)."""
+        if self.predicts == "x0":
+            return out
+        if self.predicts == "x_prev":
+            return None
         log_abar = schedule.log_alpha_bar(t.to(torch.float64))
         shape = (-1,) + (1,) * (out.ndim - 1)
         inv_sqrt_abar = torch.exp(-0.5 * log_abar).to(out.dtype).reshape(shape)

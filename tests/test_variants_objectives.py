@@ -129,7 +129,7 @@ def test_ufogen_fake_is_a_forward_draw_of_the_x0_prediction():
     torch.manual_seed(0)
     objective = objectives.ufogen()
     with pytest.raises(ValueError, match="generator.transition: forward"):
-        objective.discriminator_loss(Constant(), Recorder(False), SCHEDULE, torch.randn(8, 2))
+        objective.check_generator(Parameterization("x0", "posterior"))
     G, D, x0 = Constant(Parameterization("x0", "forward")), Recorder(False), torch.randn(N, 2)
     objective.discriminator_loss(G, D, SCHEDULE, x0)
     (_, t, _), (fake, _, _) = D.seen

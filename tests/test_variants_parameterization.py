@@ -58,10 +58,12 @@ def test_eps_to_x0_matches_float64_formula():
 
 @pytest.mark.parametrize("checked", [True, False])
 def test_eps_refuses_a_schedule_that_reaches_alpha_bar_zero(checked):
-    """Also on the unchecked schedule of the training step, and for times that stay clear of t = 1."""
+    """Checked once at build time, also against the unchecked schedule of the training step."""
     schedule = Schedule.cosine(2) if checked else Schedule.cosine(2).unchecked()
     with pytest.raises(ValueError, match="vp"):
-        Parameterization("eps").x0(torch.zeros(2, 2), torch.zeros(2, 2), torch.tensor([0.5, 0.6]), schedule)
+        Parameterization("eps").check(schedule)
+    Parameterization("eps").check(Schedule.vp(2))
+    Parameterization("x0").check(schedule)
 
 
 def test_forward_transition_moments_ignore_x_t():

@@ -29,7 +29,7 @@ from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
 from gdiff.diffusion import Schedule
-from gdiff.parameterization import parameterization_of, reverse_step
+from gdiff.parameterization import Parameterization, reverse_step
 
 D_INPUTS = ("x_prev", "x0")  # where the discriminator looks: the posterior sample x_{t-1}, or x0
 
@@ -207,6 +207,16 @@ class Objective:
             raise ValueError(f"discriminator heads {sorted(unused)} are never used by objective '{self.name}'; "
                              f"set discriminator.heads: {sorted(self.required_heads)}")
 
+    def check_generator(self, param: Parameterization) -> None:
+        """Raise a ValueError unless a generator with parameterisation ``param`` suits this objective (called
+        once, at build time: the steps check nothing)."""
+        if self.transition is not None and param.transition != self.transition:
+            raise ValueError(f"objective '{self.name}' draws its fake x_{{t-1}} by the {self.transition} "
+                             f"transition: set generator.transition: {self.transition} (the sampler follows it)")
+        if param.predicts == "x_prev" and self.d_input == "x0":
+            raise ValueError(f"objective '{self.name}' (d_input x0) needs an x0 prediction, which "
+                             f"generator.parameterization x_prev does not give: use x0 or eps")
+
     # ----------------------------------------------------------------------------------------- passes
     def _run_d(self, D: nn.Module, x: Tensor, pair: Pair, heads: frozenset[str]) -> dict[str, Tensor]:
         x_t = pair.x_t if self.pairwise else None
@@ -230,13 +240,6 @@ class Objective:
 
     def _fake(self, G: nn.Module, schedule: Schedule, pair: Pair) -> tuple[Tensor | None, Tensor]:
         """(x0' or None, x_s'): one reverse step of G from the real x_t (gdiff/parameterization.py)."""
-        param = parameterization_of(G)
-        if self.transition is not None and param.transition != self.transition:
-            raise ValueError(f"objective '{self.name}' draws its fake x_{{t-1}} by the {self.transition} "
-                             f"transition: set generator.transition: {self.transition} (the sampler follows it)")
-        if param.predicts == "x_prev" and self.d_input == "x0":
-            raise ValueError(f"objective '{self.name}' (d_input x0) needs an x0 prediction, which "
-                             f"generator.parameterization x_prev does not give: use x0 or eps")
         return reverse_step(G, schedule, pair.x_t, pair.s, pair.t, pair.labels)
 
     def _d_inputs(self, pair: Pair, data: StepData) -> tuple[Tensor, Tensor]:
