@@ -104,8 +104,8 @@ def test_x0_discriminator_rejects_terms_defined_on_x_prev():
         objectives.siddm(d_input="x_t")
     objective = objectives.siddm(d_input="x0", entropy=False)
     with pytest.raises(ValueError, match="x_prev"):
-        objective.discriminator_loss(Constant(Parameterization("x_prev")), Recorder(False), SCHEDULE,
-                                     torch.randn(8, 2))
+        objective.check_generator(Parameterization("x_prev"))
+    objective.check_generator(Parameterization("eps"))
 
 
 def test_afd_cross_entropy_is_the_authors_pushed_forward_error_less_a_constant():

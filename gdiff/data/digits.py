@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from gdiff.data.images import check_bool, check_int
+from gdiff.data.maps import PixelRange
 from gdiff.data.source import DataSource
 from gdiff.data.stacked_mnist import stack_three
 
@@ -42,10 +43,7 @@ class _Digits(DataSource):
     """Shared by both digit sources: pixel counts 0..16 to and from [-1, 1]."""
 
     in_memory = True
-
-    def to_model(self, raw: Tensor) -> Tensor:
-        """uint8 counts 0..16 -> x = raw / 8 - 1 in [-1, 1]."""
-        return raw.float() / 8 - 1
+    data_map = PixelRange(16)  # uint8 counts 0..16 -> x = raw / 8 - 1 in [-1, 1]
 
 
 class Digits(_Digits):

@@ -13,6 +13,7 @@ import itertools
 import torch
 from torch import Tensor
 
+from gdiff.data.maps import Affine
 from gdiff.data.source import DataSource
 
 
@@ -38,17 +39,11 @@ class GaussianGrid(DataSource):
         self.raw: Tensor = (self.centres[:, None, :] + offsets).reshape(-1, dim)
         self.data_shape = (dim,)
         if normalize:
-            self.shift, self.scale = self.raw.mean(0), self.raw.std(0)
+            self.data_map = Affine(self.raw.mean(0), self.raw.std(0))
         else:
-            self.shift, self.scale = torch.zeros(dim), torch.ones(dim)
+            self.data_map = Affine(torch.zeros(dim), torch.ones(dim))
 
     @property
     def points(self) -> Tensor:
         """The fixed sample in data space [N, dim]."""
         return self.raw
-
-    def to_model(self, raw: Tensor) -> Tensor:
-        return (raw.float() - self.shift.to(raw.device)) / self.scale.to(raw.device)
-
-    def to_data(self, x: Tensor) -> Tensor:
-        return x * self.scale.to(x) + self.shift.to(x)

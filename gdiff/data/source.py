@@ -2,7 +2,8 @@
 
 A source is a map-style data set of *raw* examples (``source[i] -> (raw x, label)``): uint8 [C, H, W]
 images, float32 points. Workers only decode; the conversion to model space (:meth:`DataSource.to_model`)
-runs batched on the device, and :meth:`DataSource.to_data` maps generated samples back:
+runs batched on the device, and :meth:`DataSource.to_data` maps generated samples back. Both are the
+source's ``data_map`` (gdiff/data/maps.py), the one part of the data that an exported generator keeps:
 
     images:   model x = raw / 127.5 - 1 in [-1, 1] (pixel 0 -> -1, 255 -> 1); data space = model space
     mixtures: model x = (raw - shift) / scale; data space = x * scale + shift
@@ -19,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gdiff.data.maps import DataMap, PixelRange
+
 
 class DataSource(torch.utils.data.Dataset):
     """Base class of every data source; subclasses set the attributes and implement ``__getitem__``.
@@ -29,6 +32,7 @@ class DataSource(torch.utils.data.Dataset):
         in_memory: every raw example is in ``raw`` [N, ...] (and ``labels`` [N] or None).
         hflip: the stream flips images horizontally at random (the papers' only augmentation).
         name: what the source is, for messages.
+        data_map: raw <-> model space (gdiff/data/maps.py); uint8 pixels by default.
     """
 
     data_shape: tuple[int, ...] = ()
@@ -38,6 +42,7 @@ class DataSource(torch.utils.data.Dataset):
     name: str = "data"
     raw: Tensor | None = None
     labels: Tensor | None = None
+    data_map: DataMap = PixelRange(255)
 
     def __len__(self) -> int:
         if self.raw is None:
@@ -51,11 +56,11 @@ class DataSource(torch.utils.data.Dataset):
 
     def to_model(self, raw: Tensor) -> Tensor:
         """Raw batch [B, ...] (any device) -> float32 model-space batch on the same device."""
-        return raw.float() / 127.5 - 1
+        return self.data_map.to_model(raw)
 
     def to_data(self, x: Tensor) -> Tensor:
         """Model-space batch -> data space (images: [-1, 1], clamped)."""
-        return x.clamp(-1, 1)
+        return self.data_map.to_data(x)
 
     def describe(self) -> dict[str, Any]:
         """A short summary for logs and ``--dry-run``."""

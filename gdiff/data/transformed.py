@@ -16,8 +16,8 @@ from typing import Any
 
 from torch import Tensor
 
+from gdiff.data.maps import HaarMap
 from gdiff.data.source import DataSource
-from gdiff.wavelet import haar, ihaar
 
 TRANSFORMS = ("haar",)
 
@@ -30,13 +30,11 @@ class HaarSource(DataSource):
         if len(shape) != 3 or shape[1] % 2 or shape[2] % 2:
             raise ValueError(f"data.transform haar needs images [C, H, W] with even H and W; {inner.name} has "
                              f"data_shape {list(shape)}")
-        if not scale > 0:
-            raise ValueError(f"data.transform.scale must be > 0, got {scale!r}")
         if inner.hflip:
             raise NotImplementedError("data.transform haar: random flips would be applied to the subbands, where a "
                                       "horizontal flip also negates the LH and HH bands, which the batch stream "
                                       "does not do; set data.hflip: false")
-        self.inner, self.scale = inner, float(scale)
+        self.inner, self.data_map = inner, HaarMap(inner.data_map, scale)
         self.data_shape = (4 * shape[0], shape[1] // 2, shape[2] // 2)
         self.num_classes, self.in_memory = inner.num_classes, inner.in_memory
         self.raw, self.labels = inner.raw, inner.labels
@@ -47,12 +45,6 @@ class HaarSource(DataSource):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         return self.inner[index]
-
-    def to_model(self, raw: Tensor) -> Tensor:
-        return self.scale * haar(self.inner.to_model(raw))
-
-    def to_data(self, x: Tensor) -> Tensor:
-        return self.inner.to_data(ihaar(x / self.scale))
 
 
 def transformed(source: DataSource, spec: str | Mapping[str, Any]) -> DataSource:

@@ -1,0 +1,126 @@
+"""Data maps: the invertible, serialisable maps between a source's raw examples and model space.
+
+A data source is raw examples plus one map (``source.data_map``); ``source.to_model`` / ``source.to_data``
+delegate to it. The map is all that sampling needs of the data: an exported generator stores
+``data_map.config()`` (JSON) and rebuilds the map with :func:`from_config`, never the data set.
+
+    pixels    model x = raw / (max_value / 2) - 1      data = clamp(x, -1, 1)      (uint8 images: max 255)
+    affine    model x = (raw - shift) / scale          data = x * scale + shift    (points, per coordinate)
+    haar      model x = scale * haar(inner(raw))       data = inner^-1(ihaar(x / scale))   (WaveDiff)
+
+A transform (Haar, a latent autoencoder) is a map that wraps an inner map; each type is one registry line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from gdiff.wavelet import haar, ihaar
+
+
+class DataMap(Protocol):
+    """What every map offers (see the module docstring)."""
+
+    def to_model(self, raw: Tensor) -> Tensor:
+        """Raw batch [B, ...] (any device) -> float32 model-space batch on the same device."""
+
+    def to_data(self, x: Tensor) -> Tensor:
+        """Model-space batch -> data space."""
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable description with its registry ``type``: ``from_config(m.config())`` rebuilds it."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> DataMap:
+        """The map a :meth:`config` describes (called by :func:`from_config` with a checked ``type``)."""
+
+
+class PixelRange:
+    """Integer pixels 0..``max_value`` <-> [-1, 1]: pixel 0 -> -1, ``max_value`` -> 1; data space is clamped."""
+
+    def __init__(self, max_value: float = 255.0) -> None:
+        if not max_value > 0:
+            raise ValueError(f"pixels map: max_value must be > 0, got {max_value!r}")
+        self.max_value = float(max_value)
+
+    def to_model(self, raw: Tensor) -> Tensor:
+        return raw.float() / (self.max_value / 2) - 1
+
+    def to_data(self, x: Tensor) -> Tensor:
+        return x.clamp(-1, 1)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "pixels", "max_value": self.max_value}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PixelRange:
+        return cls(_field(config, "max_value"))
+
+
+class Affine:
+    """Per-coordinate standardisation of points: x = (raw - shift) / scale; ``shift``, ``scale`` [dim]."""
+
+    def __init__(self, shift: Sequence[float] | Tensor, scale: Sequence[float] | Tensor) -> None:
+        self.shift = torch.as_tensor(shift, dtype=torch.float32).reshape(-1)
+        self.scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
+        if self.shift.shape != self.scale.shape or not bool((self.scale > 0).all()):
+            raise ValueError(f"affine map: shift and scale must have one value per coordinate and scale > 0, got "
+                             f"{self.shift.tolist()} and {self.scale.tolist()}")
+
+    def to_model(self, raw: Tensor) -> Tensor:
+        return (raw.float() - self.shift.to(raw.device)) / self.scale.to(raw.device)
+
+    def to_data(self, x: Tensor) -> Tensor:
+        return x * self.scale.to(x) + self.shift.to(x)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "affine", "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Affine:
+        return cls(_field(config, "shift"), _field(config, "scale"))
+
+
+class HaarMap:
+    """The inner map followed by the orthonormal Haar transform (gdiff/wavelet.py), times ``scale``:
+    [B, C, H, W] <-> [B, 4C, H/2, W/2]."""
+
+    def __init__(self, inner: DataMap, scale: float = 0.5) -> None:
+        if not scale > 0:
+            raise ValueError(f"data.transform.scale must be > 0, got {scale!r}")
+        self.inner, self.scale = inner, float(scale)
+
+    def to_model(self, raw: Tensor) -> Tensor:
+        return self.scale * haar(self.inner.to_model(raw))
+
+    def to_data(self, x: Tensor) -> Tensor:
+        return self.inner.to_data(ihaar(x / self.scale))
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "haar", "scale": self.scale, "inner": self.inner.config()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> HaarMap:
+        return cls(from_config(_field(config, "inner")), _field(config, "scale"))
+
+
+def _field(config: Mapping[str, Any], key: str) -> Any:
+    if key not in config:
+        raise ValueError(f"data map {config.get('type')}: missing key {key!r} in {dict(config)}")
+    return config[key]
+
+
+# config type -> map class (built by its ``from_config``)
+MAPS: dict[str, type] = {"pixels": PixelRange, "affine": Affine, "haar": HaarMap}
+
+
+def from_config(config: Mapping[str, Any]) -> DataMap:
+    """Rebuild a map from its :meth:`DataMap.config`; a ValueError names what is wrong."""
+    kind = config.get("type") if isinstance(config, Mapping) else None
+    if kind not in MAPS:
+        raise ValueError(f"data map: 'type' must be one of {sorted(MAPS)}, got {config!r}")
+    return MAPS[kind].from_config(config)
