@@ -7,12 +7,11 @@ endless, resumable per-rank batch stream over a source is :class:`gdiff.data.str
 
 from __future__ import annotations
 
-import difflib
 import functools
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gdiff import sections
 from gdiff.data.cifar10 import CIFAR10
 from gdiff.data.digits import Digits, StackedDigits
 from gdiff.data.image_folder import ImageFolder
@@ -41,20 +40,13 @@ SOURCES: dict[str, Callable[..., DataSource]] = {
 def build(section: Mapping[str, Any]) -> DataSource:
     """Build the data source of a recipe's ``data`` section; errors name the offending key.
 
+    The keys are checked against the source's signature and annotations (:func:`gdiff.sections.call`).
     ``transform: haar`` wraps the source into Haar subband space (gdiff/data/transformed.py, WaveDiff).
     """
     kind = section.get("type") if isinstance(section, Mapping) else None
     if kind not in SOURCES:
-        raise ValueError(f"data.type must be one of {sorted(SOURCES)}, got {kind!r}")
+        hint = sections.did_you_mean(kind, SOURCES)
+        raise ValueError(f"data.type must be one of {sorted(SOURCES)}, got {kind!r}{hint}")
     kwargs = {k: v for k, v in section.items() if k not in ("type", "transform")}
-    known = [name for name in inspect.signature(SOURCES[kind]).parameters if name != "self"]
-    for key in kwargs:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean data.{close[0]}?" if close else ""
-            raise ValueError(f"unknown recipe key data.{key} for data.type {kind}{hint} (known keys: {known})")
-    try:
-        source = SOURCES[kind](**kwargs)
-    except TypeError as err:
-        raise ValueError(f"data ({kind}): {err}") from err
+    source = sections.call(SOURCES[kind], kwargs, "data")
     return source if section.get("transform") is None else transformed(source, section["transform"])

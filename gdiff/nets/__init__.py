@@ -23,6 +23,7 @@ from typing import Any
 
 from torch import nn
 
+from gdiff import sections
 from gdiff.nets.ddgan_discriminator import DDGANLargeDiscriminator, DDGANSmallDiscriminator
 from gdiff.nets.ncsnpp import NCSNppGenerator
 from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
@@ -51,7 +52,8 @@ def build(section: Mapping[str, Any], data_shape: tuple[int, ...] | None = None,
     """Build a network from a recipe section ``{type: NAME, **kwargs}``.
 
     ``data_shape`` and ``num_classes`` come from the data set and are passed to the network unless the
-    section sets them itself. Errors name the recipe section (``where``) and the offending key.
+    section sets them itself. The keys are checked against the class's signature and annotations
+    (:func:`gdiff.sections.call`): errors name ``where.key``.
     """
     if not isinstance(section, Mapping) or "type" not in section:
         raise ValueError(f"recipe section '{where}' needs a 'type' key; known types: {sorted(REGISTRY)}")
@@ -64,10 +66,7 @@ def build(section: Mapping[str, Any], data_shape: tuple[int, ...] | None = None,
     if data_shape is not None:
         kwargs.setdefault("data_shape", tuple(data_shape))
     kwargs.setdefault("num_classes", num_classes)
-    try:
-        model = REGISTRY[kind](**kwargs)
-    except TypeError as err:
-        raise ValueError(f"{where} ({kind}): {err}") from err
+    model = sections.call(REGISTRY[kind], kwargs, where)
     if chain:
         if not hasattr(model, "z_dim"):
             raise ValueError(f"{where} ({kind}): 'parameterization' and 'transition' are generator keys")

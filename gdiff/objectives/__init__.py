@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gdiff import sections
 from gdiff.objectives.adversarial import NonSaturatingGAN
 from gdiff.objectives.afd import AdversarialEntropy, AFDCrossEntropy
 from gdiff.objectives.base import Losses, Objective, Pair, StepData, Term
@@ -101,15 +102,12 @@ def _build_term(spec: Any, index: int) -> Term:
     where = f"objective.terms[{index}]"
     if not isinstance(spec, Mapping) or spec.get("term") not in TERMS:
         raise ValueError(f"{where} needs 'term' set to one of {sorted(TERMS)}, got {spec!r}")
-    kwargs = {k: v for k, v in spec.items() if k != "term"}
-    try:
-        return TERMS[spec["term"]](**kwargs)
-    except TypeError as err:
-        raise ValueError(f"{where} ({spec['term']}): {err}") from err
+    return sections.call(TERMS[spec["term"]], {k: v for k, v in spec.items() if k != "term"}, where)
 
 
 def from_config(section: Mapping[str, Any]) -> Objective:
-    """Build from a recipe's ``objective`` section; errors name the offending key."""
+    """Build from a recipe's ``objective`` section; the keys are checked against the preset's (or each term's)
+    signature and annotations (:func:`gdiff.sections.call`), errors name the offending key."""
     kind = section.get("type") if isinstance(section, Mapping) else None
     if kind == "terms":
         terms = section.get("terms")
@@ -119,12 +117,10 @@ def from_config(section: Mapping[str, Any]) -> Objective:
         if unknown:
             raise ValueError(f"objective (terms): unknown keys {sorted(unknown)}; besides 'terms' it takes "
                              f"d_input and transition")
-        return Objective([_build_term(spec, i) for i, spec in enumerate(terms)], name="terms",
-                         d_input=section.get("d_input", "x_prev"), transition=section.get("transition"))
+        d_input = sections.check_value(section.get("d_input", "x_prev"), str, "objective.d_input")
+        transition = sections.check_value(section.get("transition"), str | None, "objective.transition")
+        return Objective([_build_term(spec, i) for i, spec in enumerate(terms)], name="terms", d_input=d_input,
+                         transition=transition)
     if kind not in PRESETS:
         raise ValueError(f"objective.type must be one of {sorted([*PRESETS, 'terms'])}, got {kind!r}")
-    kwargs = {k: v for k, v in section.items() if k != "type"}
-    try:
-        return PRESETS[kind](**kwargs)
-    except TypeError as err:
-        raise ValueError(f"objective ({kind}): {err}") from err
+    return sections.call(PRESETS[kind], {k: v for k, v in section.items() if k != "type"}, "objective")
