@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from gdiff.data.latent import LatentMap
 from gdiff.wavelet import haar, ihaar
 
 
@@ -115,7 +116,7 @@ def _field(config: Mapping[str, Any], key: str) -> Any:
 
 
 # config type -> map class (built by its ``from_config``)
-MAPS: dict[str, type] = {"pixels": PixelRange, "affine": Affine, "haar": HaarMap}
+MAPS: dict[str, type] = {"pixels": PixelRange, "affine": Affine, "haar": HaarMap, "latent": LatentMap}
 
 
 def from_config(config: Mapping[str, Any]) -> DataMap:

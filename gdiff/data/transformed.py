@@ -16,10 +16,11 @@ from typing import Any
 
 from torch import Tensor
 
+from gdiff.data.latent_source import LatentSource
 from gdiff.data.maps import HaarMap
 from gdiff.data.source import DataSource
 
-TRANSFORMS = ("haar",)
+TRANSFORMS = ("haar", "latent")  # the latent space: gdiff/data/latent_source.py
 
 
 class HaarSource(DataSource):
@@ -54,6 +55,6 @@ def transformed(source: DataSource, spec: str | Mapping[str, Any]) -> DataSource
     if kind not in TRANSFORMS:
         raise ValueError(f"data.transform must be one of {TRANSFORMS} or {{type: NAME, ...}}, got {spec!r}")
     try:
-        return HaarSource(source, **kwargs)
+        return (LatentSource if kind == "latent" else HaarSource)(source, **kwargs)
     except TypeError as err:
         raise ValueError(f"data.transform ({kind}): {err}") from err

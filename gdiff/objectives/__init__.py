@@ -31,6 +31,7 @@ from gdiff.objectives.afd import AdversarialEntropy, AFDCrossEntropy
 from gdiff.objectives.base import Losses, Objective, Pair, StepData, Term
 from gdiff.objectives.denoising import DenoisingRegularizer
 from gdiff.objectives.gaussian import GaussianDiffusion
+from gdiff.objectives.latent_reconstruction import LatentReconstruction, lddgan
 from gdiff.objectives.r1 import R1Penalty, r1_penalty
 from gdiff.objectives.reconstruction import Reconstruction
 
@@ -93,9 +94,10 @@ TERMS = {
     "afd_entropy": AdversarialEntropy,
     "denoising": DenoisingRegularizer,
     "reconstruction": Reconstruction,
+    "latent_reconstruction": LatentReconstruction,
 }
 PRESETS = {"ddgan": ddgan, "siddm": siddm, "gaussian": GaussianDiffusion, "ufogen": ufogen,
-           "wavediff": wavediff}
+           "wavediff": wavediff, "lddgan": lddgan}
 
 
 def _build_term(spec: Any, index: int) -> Term:

@@ -1,0 +1,72 @@
+"""The latent data map: model space is an autoencoder's latent space, divided by ``scale`` (LDDGAN, LSGM).
+
+    encode   z = E(inner.to_model(raw))              the posterior mean (gdiff/autoencoders), run once by the cache
+    model    x = z / scale                           [B, c, H/f, W/f]
+    data     inner.to_data(D(scale * x))             [B, C, H, W]: decoded pixels
+
+The raw examples of a latent source are the cached latents z (gdiff/data/latent_source.py), so ``to_model`` only
+divides; ``encode`` is what the cache runs on the pixel source. ``scale`` defaults to 1 / the autoencoder's
+``scaling_factor`` (diffusers' convention: x = z * scaling_factor). ``config()`` names the autoencoder's path
+and the sha256 of its weights, so an exported generator decodes to pixels with exactly those weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gdiff.autoencoders import Autoencoder, load
+
+DECODE_BATCH = 64  # images per decoder call (the decoder's activations at 256 px are large)
+
+
+class LatentMap:
+    """``inner`` (a pixel map) seen through ``autoencoder`` (a path or a loaded :class:`Autoencoder`)."""
+
+    def __init__(self, inner: Any, autoencoder: str | Autoencoder, scale: float | None = None,
+                 sha256: str | None = None) -> None:
+        self.autoencoder = autoencoder if isinstance(autoencoder, Autoencoder) else load(autoencoder)
+        self.inner = inner
+        if scale is None:
+            scale = 1 / float(self.autoencoder.module.config.get("scaling_factor") or 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"data.transform.scale must be a finite number > 0 (model x = latent / scale), "
+                             f"got {scale!r}")
+        self.scale = float(scale)
+        self.sha256 = self.autoencoder.digest()
+        if sha256 is not None and sha256 != self.sha256:
+            raise ValueError(f"data map latent: the autoencoder at {self.autoencoder.source} has weights sha256 "
+                             f"{self.sha256[:16]}..., not the {sha256[:16]}... this generator was trained with; "
+                             f"restore those weights")
+
+    @torch.no_grad()
+    def encode(self, raw: Tensor) -> Tensor:
+        """Raw pixel batch [B, C, H, W] -> latents z [B, c, H/f, W/f] (float32, on the autoencoder's device)."""
+        device = next(self.autoencoder.parameters()).device
+        return self.autoencoder.encode(self.inner.to_model(raw.to(device)))
+
+    def to_model(self, raw: Tensor) -> Tensor:
+        return raw.float() / self.scale
+
+    @torch.no_grad()
+    def to_data(self, x: Tensor) -> Tensor:
+        self.autoencoder.to(x.device)
+        z = x.float() * self.scale
+        return torch.cat([self.inner.to_data(self.autoencoder.decode(chunk)) for chunk in z.split(DECODE_BATCH)])
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "latent", "autoencoder": self.autoencoder.source, "scale": self.scale,
+                "sha256": self.sha256, "inner": self.inner.config()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> LatentMap:
+        from gdiff.data.maps import from_config  # maps registers this class: imported here, not at the top
+
+        missing = [k for k in ("autoencoder", "scale", "inner") if k not in config]
+        if missing:
+            raise ValueError(f"data map latent: missing keys {missing} in {dict(config)}")
+        return cls(from_config(config["inner"]), config["autoencoder"], config["scale"], config.get("sha256"))
