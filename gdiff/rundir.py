@@ -1,30 +1,37 @@
-"""The run directory's chores: the resolved recipe, per-start metadata, the log, sample pictures, metrics.
+"""The run directory's chores: the lock, the resolved recipe, per-start metadata, the log, pictures, metrics.
 
-    RUN/recipe.yaml             the resolved recipe; a resumed run must match it
+    RUN/.lock                   flock-ed by the main process for the whole run; holds its PID, host, start
+    RUN/recipe.yaml             the resolved recipe (first line HEADER); a resumed run must match it. A
+                                recipe.yaml without that header is the user's own file: never replaced
     RUN/metadata.json           {"starts": [...]}: one entry per start or resume (versions, git commit,
                                 world size, device, precision, command line, start time)
     RUN/log.jsonl               one JSON record per log step (means of the loss parts since the last one)
     RUN/samples/step_*.png      grids of EMA samples from fixed noise (scatter plots for 2-D data)
     RUN/metrics.json            the final evaluation
 
-Only the main process writes; every method is a no-op elsewhere.
+Only the main process writes; every method but :meth:`RunDir.check` is a no-op elsewhere.
 """
 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 import yaml
 
-from gdiff import recipes
+from gdiff import checkpoints, recipes
+from gdiff.checkpoints import RunError
+
+LOCK = ".lock"
+HEADER = "# written by gdiff: the resolved recipe of this run (a resumed run must match it)\n"
 
 
 def _git_commit() -> str | None:
@@ -59,19 +66,72 @@ class RunDir:
 
     def __init__(self, path: str | Path, main: bool = True) -> None:
         self.path, self.main = Path(path), main
+        self._lock: TextIO | None = None
 
-    def prepare(self, recipe: recipes.Recipe) -> None:
-        """Create the directory and write recipe.yaml, refusing a different recipe than the one it holds."""
-        if not self.main:
+    def stored_recipes(self) -> list[tuple[Path, recipes.Recipe]]:
+        """The recipes the run already holds: RUN/recipe.yaml and each committed checkpoint's (unreadable
+        checkpoint copies are skipped: the checkpoint's manifest check reports them)."""
+        found = []
+        if (self.path / "recipe.yaml").exists():
+            found.append((self.path / "recipe.yaml", recipes.load(self.path / "recipe.yaml")))
+        for folder in checkpoints.committed(self.path):
+            try:
+                found.append((folder / checkpoints.RECIPE, recipes.load(folder / checkpoints.RECIPE)))
+            except (ValueError, FileNotFoundError):
+                continue
+        return found
+
+    def check(self, recipe: recipes.Recipe) -> None:
+        """Raise RunError naming the differing keys if the run holds a recipe other than ``recipe`` (keys a
+        resumed run may change excepted). Reads only; every process may call it."""
+        for where, stored in self.stored_recipes():
+            changed = stored.differences(recipe)
+            if changed:
+                raise RunError(f"{self.path} holds a different recipe ({where} differs in {', '.join(changed)}); "
+                               f"resume with the same recipe or use a new --run-dir")
+
+    def lock(self) -> None:
+        """Take the run directory's exclusive lock (created with the directory) until :meth:`unlock`, or until
+        this object or its process ends; RunError naming the holder's PID and host when another has it."""
+        if not self.main or self._lock is not None:
             return
         self.path.mkdir(parents=True, exist_ok=True)
+        f = (self.path / LOCK).open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                holder = json.loads(f.read() or "{}")
+            except ValueError:
+                holder = {}
+            f.close()
+            raise RunError(f"{self.path} is in use by another trainer (PID {holder.get('pid', 'unknown')} on host "
+                           f"{holder.get('host', 'unknown')}, since {holder.get('since', 'unknown')}; lock file "
+                           f"{self.path / LOCK}): wait for it to end or use another --run-dir") from None
+        since = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        f.truncate(0)
+        f.write(json.dumps({"pid": os.getpid(), "host": platform.node(), "since": since}))
+        f.flush()
+        self._lock = f
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
+
+    def prepare(self, recipe: recipes.Recipe) -> None:
+        """Check ``recipe`` against the run (:meth:`check`), then write it as recipe.yaml unless that file is
+        the user's own (no HEADER line: left as it is; each checkpoint holds the resolved recipe anyway).
+        Call it under :meth:`lock`."""
+        if not self.main:
+            return
+        self.check(recipe)
+        self.path.mkdir(parents=True, exist_ok=True)
         target = self.path / "recipe.yaml"
-        if target.exists():
-            changed = recipes.load(target).differences(recipe)
-            if changed:
-                raise ValueError(f"{target} holds a different recipe (differs in {', '.join(changed)}); resume "
-                                 f"with the same recipe or use a new --run-dir")
-        self._write_text(target, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        if target.exists() and not target.read_text(errors="replace").startswith(HEADER):
+            return
+        self._write_text(target, HEADER + yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 
     def record_start(self, **facts: Any) -> None:
         """Append this start's metadata (versions, commit, the given facts) to metadata.json."""
