@@ -11,19 +11,20 @@
     eval:          see :class:`EvalConfig`
 
 ``extends``: the recipe's keys deep-merge over the base's (mappings merge key by key, any other value, lists
-included, replaces); bases may extend further bases, a cycle is an error. ``key: !delete`` removes a key of
-the base (``train.foo=!delete`` as an override). The resolved recipe (what a run directory's recipe.yaml
-holds) has no ``extends``. Files are read with a SafeLoader subclass: tags that build Python objects are
-refused, never run. The builders validate their own sections; this module validates the three plain
-sections (types and ranges of every key) and the top level. Errors are ValueError / FileNotFoundError
-naming the file and the key.
+included, replaces); bases may extend further bases, a cycle is an error, a chain holds at most MAX_EXTENDS
+(32) files. ``key: !delete`` removes a key of the base (``train.foo=!delete`` as an override). The resolved
+recipe (what a run directory's recipe.yaml holds) has no ``extends``. Files are read with a SafeLoader
+subclass: tags that build Python objects are refused, never run; a document that expands (aliases counted at
+every use) to more than MAX_NODES values, or nests deeper than MAX_DEPTH levels, is refused before anything
+is built from it. The builders check their own sections through :mod:`gdiff.sections`; this module checks
+the three plain sections (types and ranges of every key) and the top level. Errors are ValueError /
+FileNotFoundError naming the file and the key.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -33,23 +34,20 @@ from typing import Any
 
 import yaml
 
-from gdiff import lr_schedule
+from gdiff import lr_schedule, sections
+from gdiff.metrics.names import IMAGE_METRICS, METRIC_RESULTS, MIXTURE_METRICS
 
 BUILT_SECTIONS = ("data", "diffusion", "generator", "discriminator", "objective")
 PLAIN_SECTIONS = ("optim", "train", "eval")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")
 COMPILE_MODES = ("no", "default", "reduce-overhead", "max-autotune")
 TRACKERS = ("all", "aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
-# eval.metrics (image metrics) -> the result keys each one gives (what eval.best can name); 2-D mixtures always
-# get MIXTURE_METRICS. Keep in step with gdiff.eval.
-METRIC_RESULTS = {"fid": ("fid",), "isc": ("isc_mean", "isc_std"), "kid": ("kid_mean", "kid_std"),
-                  "prc": ("precision", "recall", "f_score"),
-                  "modes": ("modes_covered", "num_modes", "kl_modes_uniform")}
-EVAL_METRICS = tuple(METRIC_RESULTS)
-MIXTURE_METRICS = ("frechet", "modes_covered", "num_modes", "high_quality", "kl_modes_uniform")
 BEST_MODES = ("min", "max")
 # String keys whose "no" YAML 1.1 reads as False (``mixed_precision: no``): False means "no" there.
 _NO_MEANS_FALSE = {"train.mixed_precision", "train.compile"}
+MAX_EXTENDS = 32  # the longest 'extends' chain
+MAX_NODES = 100_000  # the most YAML nodes a recipe may expand to (aliases counted at every use)
+MAX_DEPTH = 64  # the deepest nesting of mappings and lists
 
 
 class _Delete:
@@ -63,8 +61,27 @@ DELETE = _Delete()
 
 
 class _Loader(yaml.SafeLoader):
-    """A SafeLoader that reads ``1e-4`` as a float (YAML 1.1 reads a string), knows ``!delete`` and refuses
-    duplicate keys."""
+    """A SafeLoader that reads ``1e-4`` as a float (YAML 1.1 reads a string), knows ``!delete``, refuses
+    duplicate keys and refuses documents that aliases blow up (:func:`_check_size`)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        """PyYAML composes recursively, one call per level: stop at MAX_DEPTH, long before Python's stack."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_size(node, 0, {}, set())
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -74,6 +91,32 @@ class _Loader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _check_size(node: yaml.Node, depth: int, seen: dict[int, tuple[int, int]], open_nodes: set[int]) -> tuple[int, int]:
+    """(number of nodes, height) of the composed document with every alias expanded where it is used (what
+    merging and validation will walk), each distinct node visited once; raises a ConstructorError beyond
+    MAX_NODES (a "billion laughs" document: 9 aliases of 9 aliases of ...), beyond MAX_DEPTH levels (an alias of
+    a deep node used deep down nests deeper than the text), or for an alias inside its own anchor."""
+    key = id(node)
+    if key not in seen:
+        if key in open_nodes:
+            raise yaml.constructor.ConstructorError(None, None, "an alias refers to a node that contains it",
+                                                    node.start_mark)
+        open_nodes.add(key)
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else \
+            node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes = [_check_size(child, depth + 1, seen, open_nodes) for child in children]
+        seen[key] = (1 + sum(size for size, _ in sizes), 1 + max((height for _, height in sizes), default=0))
+        open_nodes.discard(key)
+    total, height = seen[key]
+    if total > MAX_NODES:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"expands to more than {MAX_NODES:,} values (aliases count at every use)", node.start_mark)
+    if depth + height > MAX_DEPTH:
+        raise yaml.constructor.ConstructorError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                node.start_mark)
+    return total, height
 
 
 _Loader.add_implicit_resolver(
@@ -102,10 +145,7 @@ def parse_yaml(text: str, source: str = "recipe") -> Any:
         raise ValueError(f"{source}: not valid YAML: {err}") from None
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest option (difflib), or an empty string."""
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+did_you_mean = sections.did_you_mean
 
 
 def _fail(key: str, value: Any, expected: str) -> None:
@@ -199,12 +239,16 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=list)  # image metrics (fid, isc, kid, prc, modes); mixtures: always
     best: str = ""  # keep generator_best.safetensors by this result (e.g. fid, isc_mean), compared at each evaluation
     best_mode: str = "min"  # min | max: which direction of ``best`` is better
+    # offline feature extractors (gdiff.eval.options_from_config -> gdiff.eval.fidelity.FidelityOptions); "" unset
+    feature_extractor: str = ""  # one registered extractor for every image metric (e.g. digits); "": the defaults
+    inception_weights: str = ""  # local Inception-v3 weights file (torch-fidelity's) for fid, isc, kid
+    vgg16_weights: str = ""  # local VGG16 weights file (torch-fidelity's) for prc
 
     def __post_init__(self) -> None:
         _check("eval.num_samples", self.num_samples, self.num_samples >= 1, ">= 1")
         _check("eval.batch_size", self.batch_size, self.batch_size >= 1, ">= 1")
         _check("eval.every", self.every, self.every >= 0, ">= 0 (0: only at the end)")
-        _check_names("eval.metrics", self.metrics, EVAL_METRICS)
+        _check_names("eval.metrics", self.metrics, IMAGE_METRICS)
         if self.best:
             results = [key for metric in self.metrics for key in METRIC_RESULTS[metric]]
             _check_choice("eval.best", self.best, dict.fromkeys([*results, *MIXTURE_METRICS]))
@@ -249,47 +293,15 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _typed_section(cls: type, values: Any, name: str) -> Any:
+    """``cls(**values)`` with the keys checked against the dataclass's fields and annotations by
+    :func:`gdiff.sections.check` (integers must be integers, lists must be lists, unknown keys get a did-you-mean)."""
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
         raise ValueError(f"recipe section '{name}' must be a mapping, got {type(values).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in known:
-            raise ValueError(f"unknown recipe key {name}.{key}{did_you_mean(key, known)}; "
-                             f"known keys of '{name}': {sorted(known)}")
-    defaults = cls()
     values = {key: "no" if value is False and f"{name}.{key}" in _NO_MEANS_FALSE else value
               for key, value in values.items()}
-    return cls(**{key: _coerce(value, getattr(defaults, key), f"{name}.{key}") for key, value in values.items()})
-
-
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Check ``value`` against the type of ``default`` (ints may become floats, integral floats ints; lists
-    become tuples)."""
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        if isinstance(value, float) and value.is_integer():  # 1.0e+6 steps
-            value = int(value)
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, tuple):
-        ok = (isinstance(value, (list, tuple)) and len(value) == len(default)
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
-        value = tuple(float(v) for v in value) if ok else value
-    elif isinstance(default, list):
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        hint = " (YAML reads unquoted no/yes/on/off as booleans: quote the value)" if isinstance(value, bool) else ""
-        expected = f"a list of {len(default)} numbers" if isinstance(default, tuple) else \
-            "a list of names" if isinstance(default, list) else f"{type(default).__name__} like {default!r}"
-        raise ValueError(f"recipe key {where} must be {expected}, got {value!r}{hint}")
-    return value
+    return cls(**sections.check(cls, values, name))
 
 
 def from_dict(raw: Mapping[str, Any], source: str = "recipe") -> Recipe:
@@ -368,6 +380,9 @@ def read(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in _chain:
         loop = " -> ".join(str(p) for p in (*_chain, path.resolve()))
         raise ValueError(f"recipe 'extends' cycle: {loop}")
+    if len(_chain) >= MAX_EXTENDS:
+        raise ValueError(f"recipe 'extends' chain longer than {MAX_EXTENDS} files: {_chain[0]} -> {_chain[1]} -> "
+                         f"... -> {_chain[-1]} -> {path}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

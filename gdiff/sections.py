@@ -8,11 +8,11 @@
    as passing them to its base class (``super().__init__(**kwargs)``): the bases' parameters are known too.
    A required parameter the section lacks is a ValueError naming ``where.key``;
 2. every value must fit the parameter's annotation (:func:`check_value`): ``int`` (an exact integral float
-   such as ``1.0e+6`` becomes that int; ``32.5`` and ``true`` are refused), ``float`` (ints accepted), ``bool``,
-   ``str``, ``None``, ``X | Y``, ``Literal[...]``, ``tuple[T, ...]``, ``tuple[T1, T2]``, ``list[T]``,
-   ``Sequence[T]`` (a string is never a sequence of values), ``Mapping[K, V]`` and plain classes
-   (``isinstance``). Parameters without an annotation, and annotations the checker does not know (``Any``,
-   ``Callable``), pass unchecked;
+   such as ``1.0e+6`` becomes that int; ``32.5`` and ``true`` are refused), ``float`` (an int becomes a float),
+   ``bool``, ``str``, ``None``, ``X | Y``, ``Literal[...]``, ``tuple[T, ...]``, ``tuple[T1, T2]``, ``list[T]``,
+   ``Sequence[T]`` (a string is never a sequence of values), ``Mapping[K, V]`` and plain classes (``isinstance``).
+   Parameters without an annotation, and annotations the checker does not know (``Any``, ``Callable``), pass
+   unchecked;
 3. ``factory(**checked)`` runs OUTSIDE any ``try``: an error inside the factory keeps its own type and traceback.
 
 The message of a type error is ``recipe key WHERE.KEY must be EXPECTED, got VALUE``.
@@ -108,7 +108,10 @@ def _convert(value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise _Mismatch(describe(hint))
-        return value
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float's range
+            raise _Mismatch(describe(hint)) from None
     if hint is str:
         if not isinstance(value, str):
             raise _Mismatch(describe(hint))

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from gdiff import recipes
-from gdiff.train import dry_run
+from gdiff.build import build, describe
 
 ROOT = Path(__file__).parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -36,7 +36,7 @@ def test_shipped_recipe_loads_and_builds(path):
     """Load + validate, then what --dry-run does: data shape (assumed where the files are missing), both networks
     on the meta device, the objective checked against the discriminator."""
     recipe = recipes.load(path)
-    out = dry_run(recipe)
+    out = describe(build(recipe, dry_run=True))
     assert yaml.safe_load(out) == yaml.safe_load(yaml.safe_dump(recipe.to_dict())), "the YAML part is the recipe"
     assert "extends" not in out
     assert "# generator (" in out and " parameters" in out
@@ -187,6 +187,12 @@ def bad(*overrides: str) -> str:
     ("eval.num_samples=0", "eval.num_samples"), ("eval.batch_size=0", "eval.batch_size"),
     ("eval.every=-1", "eval.every"), ("eval.metrics=[fdi]", "eval.metrics"), ("eval.best=fid", "eval.best"),
     ("eval.best_mode=lowest", "eval.best_mode"),
+    # integers are integers (never truncated), lists are lists (never read letter by letter)
+    ("train.batch_size=32.5", "train.batch_size must be int (an integer), got 32.5"),
+    ("train.seed=true", "train.seed must be int"), ("eval.every=2.5", "eval.every must be int"),
+    ("eval.metrics=fid", "eval.metrics must be a list of strings, got 'fid'"),
+    ("optim.betas=0.5", "optim.betas must be a list of 2 numbers"), ("optim.lr_g=[1]", "optim.lr_g must be float"),
+    ("eval.inception_weights=[a]", "eval.inception_weights must be str"),
     # structure
     ("train=3", "'train' must be a mapping"), ("generator=7", "generator"),
 ])
@@ -203,6 +209,25 @@ def test_good_edge_values_are_accepted():
     assert recipe.train.max_steps == 1_000_000 and isinstance(recipe.train.max_steps, int)
     assert recipe.optim.betas == (0.0, 0.999) and recipe.eval.best == "frechet"
     assert recipe.train.mixed_precision == "no" and recipe.train.compile == "no"  # YAML 1.1 reads no as False
+
+
+def test_eval_takes_the_offline_weight_paths_that_gdiff_eval_reads(tmp_path):
+    from gdiff.eval import options_from_config
+
+    weights = {key: write(tmp_path / f"{key}.pth", "w") for key in ("inception_weights", "vgg16_weights")}
+    recipe = recipes.from_dict(recipes.apply_overrides(GOOD, [f"eval.{k}={v}" for k, v in weights.items()]
+                                                       + ["eval.feature_extractor=digits"]))
+    options = options_from_config(recipe.eval)
+    assert options.inception_weights == str(weights["inception_weights"])
+    assert options.vgg16_weights == str(weights["vgg16_weights"]) and options.feature_extractor == "digits"
+    assert options_from_config(recipes.from_dict(GOOD).eval).inception_weights is None
+
+
+def test_metric_names_have_one_home():
+    from gdiff.metrics import names
+
+    assert recipes.METRIC_RESULTS is names.METRIC_RESULTS and recipes.MIXTURE_METRICS is names.MIXTURE_METRICS
+    assert "must be one of ['fid', 'isc', 'kid', 'prc', 'modes']" in bad("eval.metrics=[fdi]")
 
 
 def test_eval_best_names_a_result_of_the_metrics():
@@ -247,6 +272,52 @@ def test_unsafe_yaml_tag_is_refused_and_never_run(tmp_path):
     with pytest.raises(ValueError, match="override"):
         recipes.apply_overrides({}, [f"train.seed=!!python/object/apply:os.system ['touch {marker}']"])
     assert not marker.exists()
+
+
+BOMB = "".join(f"{x}: &{x} [{', '.join([f'*{p}' if p else 'lol'] * 9)}]\n"
+               for p, x in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
+
+
+def test_alias_bomb_fails_fast_in_little_memory(tmp_path):
+    import time
+    import tracemalloc
+
+    path = write(tmp_path / "bomb.yaml", BOMB)
+    assert len(BOMB) < 600 and BOMB.count("*") == 72  # 9 ** 9 = 387 million strings once expanded
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"bomb\.yaml: not valid YAML at line \d+.*expands to more than 100,000"):
+        recipes.load(path)
+    elapsed, (_, peak) = time.perf_counter() - start, tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 1 and peak < 20e6, (elapsed, peak)
+    with pytest.raises(ValueError, match="override.*expands to more than"):
+        recipes.apply_overrides({}, ["data.x=" + BOMB.replace("\n", ", ").join("{}")])
+    # aliases themselves are fine while the document stays small
+    ok = write(tmp_path / "ok.yaml", "a: &base {x: 1, y: [1, 2]}\nb: *base\nc: [*base, *base]\n")
+    assert recipes.read(ok)["c"] == [{"x": 1, "y": [1, 2]}] * 2
+
+
+def test_recursive_alias_and_deep_nesting_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"loop\.yaml: not valid YAML at line 1.*alias refers to a node that contains"):
+        recipes.read(write(tmp_path / "loop.yaml", "a: &a [1, *a]\n"))
+    for depth in (65, 50_000):  # 50,000: far beyond Python's stack, which PyYAML's composer recurses on
+        with pytest.raises(ValueError, match=r"deep\.yaml: not valid YAML at line 1.*nested deeper than 64 levels"):
+            recipes.read(write(tmp_path / "deep.yaml", "a: " + "[" * depth + "]" * depth + "\n"))
+    deep_alias = "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a" + "]" * 40 + "\n"
+    with pytest.raises(ValueError, match="nested deeper than 64 levels"):  # 40 + 40 levels once expanded
+        recipes.read(write(tmp_path / "deep.yaml", deep_alias))
+    recipes.read(write(tmp_path / "deep.yaml", "a: " + "[" * 60 + "]" * 60 + "\n"))
+
+
+def test_extends_chain_is_bounded(tmp_path):
+    for i in range(1, 1500):
+        write(tmp_path / f"r{i}.yaml", f"extends: r{i - 1}.yaml\nk{i}: {i}\n")
+    write(tmp_path / "r0.yaml", "k0: 0\n")
+    with pytest.raises(ValueError, match=r"'extends' chain longer than 32 files: .*r1499\.yaml -> .*r1498\.yaml -> "
+                                         r"\.\.\. -> .*r1468\.yaml -> .*r1467\.yaml"):
+        recipes.read(tmp_path / "r1499.yaml")
+    assert recipes.read(tmp_path / "r31.yaml") == {f"k{i}": i for i in range(32)}  # 32 files: the longest chain
 
 
 def test_missing_file_and_bad_overrides():
