@@ -1,7 +1,8 @@
 """gdiff: fast-sampling diffusion GANs (DDGAN, SIDDM) in PyTorch.
 
-    from gdiff import Trainer, objectives, load_recipe
+    from gdiff import Trainer, objectives, load_recipe, load_generator
     Trainer(load_recipe("recipes/mog25_siddm.yaml"), "runs/mog25").train()
+    images = load_generator("runs/mog25").sample(1000)     # the exported EMA generator, RUN/generator/
 
 The public names are imported on first use, so ``python -m gdiff.train`` reports a bad recipe before
 torch, Accelerate and timm have loaded.
@@ -13,17 +14,22 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Schedule", "Trainer", "diffusion", "load_recipe", "nets", "objectives", "sample"]
+__all__ = ["ExportedGenerator", "Schedule", "Trainer", "build", "diffusion", "load_generator", "load_recipe", "nets",
+           "objectives", "sampling"]
 
-# public name -> (module, attribute or None for the module itself)
+# public name -> (module, attribute or None for the module itself). The reverse chain is gdiff.sampling.sample;
+# gdiff.sample is the command-line module (python -m gdiff.sample), so no public name shadows it.
 _EXPORTS = {
+    "ExportedGenerator": ("gdiff.export", "ExportedGenerator"),
     "Schedule": ("gdiff.diffusion", "Schedule"),
     "Trainer": ("gdiff.trainer", "Trainer"),
+    "build": ("gdiff.build", "build"),
     "diffusion": ("gdiff.diffusion", None),
+    "load_generator": ("gdiff.export", "load_generator"),
     "load_recipe": ("gdiff.recipes", "load"),
     "nets": ("gdiff.nets", None),
     "objectives": ("gdiff.objectives", None),
-    "sample": ("gdiff.sampling", "sample"),
+    "sampling": ("gdiff.sampling", None),
 }
 
 

@@ -1,7 +1,8 @@
-"""Sampling from an exported generator: ``python -m gdiff.sample RUN_DIR --num N --out OUT`` or from Python.
+"""Sampling from an exported generator: ``python -m gdiff.sample GENERATOR --num N --out OUT``.
 
-An exported generator is a directory with ``recipe.yaml`` and ``generator_ema.safetensors`` (every run directory
-is one); nothing of the training state is read. ``OUT`` decides the format by its suffix:
+``GENERATOR`` is an exported generator folder (gdiff/export.py: ``config.json`` + ``model.safetensors``), a
+run directory (its EMA generator, ``RUN/generator/``) or a Hub repo id; nothing of the training state or the
+data set is read. ``OUT`` decides the format by its suffix:
 
     samples.npz     ``samples`` float32 [N, *data shape] in data space (+ ``labels`` int64 [N] if conditional)
     grid.png        one grid image (also .jpg, .webp); images only
@@ -14,30 +15,23 @@ cycled over the samples (``0,1,2``), or by default every class in turn (sample i
 
 From Python::
 
-    gen = load_generator("runs/cifar10_ddgan")
+    gen = gdiff.load_generator("runs/cifar10_ddgan")
     images = gen.sample(64, steps=4, seed=0)           # [64, 3, 32, 32] in [-1, 1], float32 on the CPU
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
-from torch import Tensor, nn
+from torch import Tensor
 
-from gdiff import data, nets, recipes
-from gdiff.diffusion import Schedule
-from gdiff.sampling import ddim, sample
+from gdiff.export import SAMPLERS, load_generator
 
-SAMPLERS = ("ancestral", "ddim")
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
@@ -50,101 +44,6 @@ def to_uint8(images: Tensor) -> Tensor:
         raise ValueError(f"images must be [N, 1 or 3, H, W], got shape {tuple(images.shape)}")
     pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return pixels.expand(-1, 3, -1, -1).contiguous() if pixels.shape[1] == 1 else pixels
-
-
-def chunk_seed(seed: int, index: int) -> int:
-    """The seed of chunk ``index``: independent streams for different (seed, index) pairs."""
-    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-class _DescribedData(data.DataSource):
-    """Shape and classes of an image data set whose files are absent (read from the run's metadata.json)."""
-
-    def __init__(self, description: dict) -> None:
-        self.name = str(description.get("name", "data"))
-        self.data_shape = tuple(int(d) for d in description["shape"])
-        self.num_classes = int(description.get("num_classes", 0))
-
-
-def _data_source(run_dir: Path, recipe: recipes.Recipe) -> data.DataSource:
-    """The recipe's data source; for image data whose files are not here, its description from metadata.json."""
-    try:
-        return data.build(recipe.data)
-    except data.MissingDataError:
-        meta_path = run_dir / "metadata.json"
-        starts = json.loads(meta_path.read_text()).get("starts", []) if meta_path.is_file() else []
-        described = [s["data"] for s in starts if isinstance(s.get("data"), dict) and "shape" in s["data"]]
-        if not described or len(described[-1]["shape"]) != 3:
-            raise
-        return _DescribedData(described[-1])
-
-
-@dataclass
-class ExportedGenerator:
-    """An EMA generator with its recipe, schedule and data source (for shapes, classes and ``to_data``)."""
-
-    recipe: recipes.Recipe
-    G: nn.Module
-    schedule: Schedule
-    source: data.DataSource
-    device: torch.device
-
-    def nfe(self, steps: int | None = None) -> int:
-        """Network calls per sample: the number of steps (the schedule's T by default)."""
-        return len(self.schedule.sampling_times(steps)) - 1
-
-    def labels(self, num: int, labels: int | Sequence[int] | Tensor | None = None) -> Tensor | None:
-        """Labels [num] (int64) for a class-conditional generator (None otherwise); see the module docstring."""
-        classes = self.source.num_classes
-        if not classes:
-            if labels is not None:
-                raise ValueError("this generator is unconditional (num_classes 0): it takes no labels")
-            return None
-        base = torch.arange(classes) if labels is None else torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
-        if len(base) == 0 or base.min() < 0 or base.max() >= classes:
-            raise ValueError(f"labels must be class indices in [0, {classes}), got {base.tolist()[:10]}")
-        return base.repeat((num + len(base) - 1) // len(base))[:num]
-
-    def sample_chunk(self, index: int, size: int, labels: Tensor | None = None, steps: int | None = None,
-                     seed: int = 0, sampler: str = "ancestral", eta: float = 0.0) -> Tensor:
-        """Chunk ``index`` of ``size`` samples in data space (float32, CPU), a pure function of its arguments."""
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-        gen = torch.Generator(device=self.device).manual_seed(chunk_seed(seed, index))
-        x_T = torch.randn(size, *self.source.data_shape, generator=gen, device=self.device)
-        y = None if labels is None else labels.to(self.device)
-        if sampler == "ancestral":
-            x0 = sample(self.G, self.schedule, x_T, y, steps=steps, generator=gen)
-        else:
-            x0 = ddim(self.G, self.schedule, x_T, y, steps=steps, eta=eta, generator=gen)
-        return self.source.to_data(x0).float().cpu()
-
-    def sample(self, num: int, labels: int | Sequence[int] | Tensor | None = None, steps: int | None = None,
-               seed: int = 0, batch_size: int = 1000, sampler: str = "ancestral", eta: float = 0.0) -> Tensor:
-        """``num`` samples [num, *data_shape] in data space (float32, CPU), in chunks of ``batch_size``."""
-        if num < 1 or batch_size < 1:
-            raise ValueError(f"num and batch_size must be >= 1, got {num} and {batch_size}")
-        y = self.labels(num, labels)
-        return torch.cat([self.sample_chunk(k, min(batch_size, num - lo), None if y is None else y[lo:lo + batch_size],
-                                            steps, seed, sampler, eta)
-                          for k, lo in enumerate(range(0, num, batch_size))])
-
-
-def load_generator(run_dir: str | Path, device: str | torch.device = "cpu") -> ExportedGenerator:
-    """Load ``recipe.yaml`` and ``generator_ema.safetensors`` of ``run_dir`` (an exported generator)."""
-    run_dir = Path(run_dir)
-    recipe_path, weights = run_dir / "recipe.yaml", run_dir / "generator_ema.safetensors"
-    for path in (recipe_path, weights):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: is {run_dir} a gdiff run directory (or an exported "
-                                    f"generator: recipe.yaml + generator_ema.safetensors)?")
-    recipe = recipes.load(recipe_path)
-    source = _data_source(run_dir, recipe)
-    G = nets.build(recipe.generator, source.data_shape, source.num_classes, "generator")
-    G.load_state_dict(load_file(str(weights)))
-    device = torch.device(device)
-    G = G.to(device).eval().requires_grad_(False)
-    return ExportedGenerator(recipe, G, Schedule.from_config(recipe.diffusion), source, device)
 
 
 def write_samples(samples: Tensor, out: Path, labels: Tensor | None = None) -> None:
@@ -198,7 +97,7 @@ def parse_labels(text: str | None) -> list[int] | None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gdiff.sample", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path, help="run directory or exported generator")
+    parser.add_argument("generator", help="exported generator folder, run directory or Hub repo id")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
     parser.add_argument("--out", type=Path, required=True, help="FILE.npz, GRID.png or a FOLDER for PNGs")
     parser.add_argument("--labels", default=None, help="class-conditional: a class or a list like 0,1,2 (cycled)")
@@ -213,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.num < 1 or args.batch_size < 1:
         parser.error(f"--num and --batch-size must be >= 1, got {args.num} and {args.batch_size}")
     try:
-        gen = load_generator(args.run_dir, args.device)
+        gen = load_generator(args.generator, args.device)
         labels = gen.labels(args.num, parse_labels(args.labels))
         nfe = gen.nfe(args.steps)
         start = time.perf_counter()

@@ -30,23 +30,21 @@ from safetensors.torch import load_file
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
-from gdiff import checkpoints, data, lr_schedule, nets, objectives, recipes
+from gdiff import checkpoints, lr_schedule, recipes
+from gdiff.build import build
 from gdiff.data.stream import BatchStream
-from gdiff.diffusion import Schedule
-from gdiff.eval import evaluate as evaluate_metrics
 from gdiff.loss_meter import LossMeter, flat_scalars
+from gdiff.monitor import EMAMonitor
 from gdiff.rundir import RunDir
-from gdiff.sampling import sample
 
 EMA_FILE, STATE_FILE = "ema.safetensors", "trainer_state.json"
-GRID_SIZE = 64  # samples in each picture of EMA samples
 
 
 class Trainer:
     """Train a diffusion GAN described by ``recipe`` into ``run_dir`` (resuming from its last checkpoint).
 
-    The constructor does all the set-up and raises ValueError / FileNotFoundError for configuration problems
-    (recipe keys, data, networks, batch geometry) before anything is written.
+    The constructor builds everything through :func:`gdiff.build.build`, which runs every configuration check
+    and raises ValueError / FileNotFoundError before anything is written.
     """
 
     def __init__(self, recipe: recipes.Recipe, run_dir: str | Path, accelerator: Accelerator | None = None) -> None:
@@ -56,24 +54,18 @@ class Trainer:
         self.accelerator = acc = accelerator or Accelerator(
             mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None, project_dir=str(run_dir),
             dynamo_plugin=dynamo)
-        self.run_dir = RunDir(run_dir, acc.is_main_process)
-        self.local_batch, self.micro_batch = self._batch_geometry(cfg, acc.num_processes)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         set_seed(cfg.seed)
-
-        self.data = data.build(recipe.data)
-        self.schedule = Schedule.from_config(recipe.diffusion)
-        self.objective = objectives.from_config(recipe.objective)
-        shape, classes = self.data.data_shape, self.data.num_classes
-        G = nets.build(recipe.generator, shape, classes, "generator")
-        D = self._build_discriminator(shape, classes)
-        fmt = torch.channels_last if cfg.channels_last and len(shape) == 3 else torch.preserve_format
+        built = build(recipe, acc.num_processes)
+        self.data, self.schedule, self.objective = built.data, built.schedule, built.objective
+        self.micro_batch = built.micro_batch
+        G, D = built.generator, built.discriminator
+        fmt = torch.channels_last if cfg.channels_last and len(built.data_shape) == 3 else torch.preserve_format
         G, D = G.to(memory_format=fmt), None if D is None else D.to(memory_format=fmt)
         self._G = G  # the plain module (parameters shared with the prepared one): what the EMA follows
         self.ema = ModelEmaV3(G, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup).requires_grad_(False)
         opt = recipe.optim
-        lr_schedule.check(opt.lr_decay, opt.decay_start, opt.lr_min, (opt.lr_g, opt.lr_d))
         fused = {"fused": True} if acc.device.type == "cuda" else {}
         adam = {"betas": opt.betas, "weight_decay": opt.weight_decay, **fused}
         self.opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr_g, **adam)
@@ -87,37 +79,12 @@ class Trainer:
         self.ema.to(acc.device)
         set_seed(cfg.seed, device_specific=True)  # same initial weights everywhere, different noise per rank
         self.step = 0
-        self.stream = BatchStream(self.data, self.local_batch, seed=cfg.seed, rank=acc.process_index,
+        self.stream = BatchStream(self.data, built.local_batch, seed=cfg.seed, rank=acc.process_index,
                                   world=acc.num_processes, device=acc.device, num_workers=cfg.num_workers,
                                   channels_last=cfg.channels_last)
-        self.best: float | None = None
-
-    @staticmethod
-    def _batch_geometry(cfg: recipes.TrainConfig, processes: int) -> tuple[int, int]:
-        if cfg.batch_size % processes:
-            raise ValueError(f"train.batch_size={cfg.batch_size} must be divisible by the number of processes "
-                             f"({processes})")
-        local = cfg.batch_size // processes
-        micro = cfg.micro_batch or local
-        if local % micro:
-            raise ValueError(f"train.micro_batch={micro} must divide the per-process batch {local} "
-                             f"(train.batch_size={cfg.batch_size} over {processes} process(es))")
-        return local, micro
-
-    def _build_discriminator(self, shape: tuple[int, ...], classes: int) -> torch.nn.Module | None:
-        if self.recipe.discriminator.get("type") == "none":
-            if self.objective.reads_discriminator:
-                raise ValueError(f"objective '{self.objective.name}' reads a discriminator; "
-                                 f"discriminator.type must not be none")
-            return None
-        D = nets.build(self.recipe.discriminator, shape, classes, "discriminator")
-        self.objective.check(D)
-        group = getattr(D, "stddev_group", 0)
-        if group and self.micro_batch % group:
-            raise ValueError(f"the discriminator's minibatch-stddev groups of {group} need a per-process "
-                             f"micro-batch divisible by {group}; got {self.micro_batch}: adjust train.batch_size "
-                             f"or train.micro_batch")
-        return D
+        self.run_dir = RunDir(run_dir, acc.is_main_process)
+        self.monitor = EMAMonitor(self.ema.module, built.generator_config(), self.data, recipe.eval, self.run_dir,
+                                  acc.device, acc.process_index, acc.num_processes)
 
     # ---------------------------------------------------------------------------------------- state
     def resume(self) -> bool:
@@ -130,24 +97,24 @@ class Trainer:
         state = json.loads((found / STATE_FILE).read_text())
         self.step = int(state["step"])
         self.stream.load_state_dict(state["stream"])
-        self.best = state.get("best")
+        self.monitor.best.value = state.get("best")
         self.accelerator.print(f"resumed from {found} (step {self.step})")
         return True
 
     def save(self) -> None:
-        """Checkpoint the full training state and export the EMA generator (atomically)."""
+        """Checkpoint the full training state and export the EMA generator to RUN/generator/ (atomically)."""
         acc, root = self.accelerator, self.run_dir.path
         staged = checkpoints.staging_dir(root, self.step, create=acc.is_main_process)
         acc.wait_for_everyone()
         acc.save_state(str(staged))  # every process writes its RNG state
         if acc.is_main_process:
             checkpoints.save_tensors_atomically(self.ema.module.state_dict(), staged / EMA_FILE)
-            state = {"step": self.step, "stream": self.stream.state_dict(), "best": self.best}
+            state = {"step": self.step, "stream": self.stream.state_dict(), "best": self.monitor.best.value}
             (staged / STATE_FILE).write_text(json.dumps(state))
         acc.wait_for_everyone()
         if acc.is_main_process:
             checkpoints.commit(staged, self.recipe.train.keep_checkpoints)
-            checkpoints.save_tensors_atomically(self.ema.module.state_dict(), root / "generator_ema.safetensors")
+        self.monitor.export()
         acc.wait_for_everyone()
 
     # --------------------------------------------------------------------------------------- loop
@@ -224,8 +191,8 @@ class Trainer:
             if cfg.sample_every and step % cfg.sample_every == 0 and not last:
                 self.save_samples()
             if self.recipe.eval.every and step % self.recipe.eval.every == 0 and not last:
-                self._log({"step": step, **{f"eval/{k}": v for k, v in self._evaluate().items()}})
-            if last and acc.is_main_process:
+                self._log({"step": step, **{f"eval/{k}": v for k, v in self.monitor.evaluate(step).items()}})
+            if last:
                 self.evaluate()  # before the last checkpoint, which then holds the best metric so far
             if checkpoint:
                 self.save()
@@ -244,27 +211,15 @@ class Trainer:
         self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
     # ----------------------------------------------------------------------------------- evaluation
-    @torch.no_grad()
     def sample(self, num: int, steps: int | None = None, seed: int = 0) -> torch.Tensor:
-        """``num`` samples of the EMA generator, in data space [num, *data_shape] (float32, on the CPU).
-        Class-conditional models get labels 0, 1, 2, ... cyclically. Draws from its own generator only."""
-        device = self.accelerator.device
-        gen = torch.Generator(device=device).manual_seed(seed)
-        G, classes, out = self.ema.module.eval(), self.data.num_classes, []
-        for lo in range(0, num, self.recipe.eval.batch_size):
-            n = min(self.recipe.eval.batch_size, num - lo)
-            x_T = torch.randn(n, *self.data.data_shape, generator=gen, device=device)
-            labels = torch.arange(lo, lo + n, device=device) % classes if classes else None
-            x0 = sample(G, self.schedule, x_T, labels, steps=steps, generator=gen)
-            out.append(self.data.to_data(x0.float()).cpu())
-        return torch.cat(out)
+        """``num`` samples of the EMA generator in data space [num, *data_shape] (float32, CPU), drawn as
+        ``gdiff.load_generator(RUN).sample(num, steps=steps, seed=seed)`` would."""
+        return self.monitor.generator.sample(num, steps=steps, seed=seed, batch_size=self.recipe.eval.batch_size)
 
     def save_samples(self) -> Path | None:
-        """A picture of GRID_SIZE EMA samples from fixed noise into samples/ and the trackers."""
-        samples = self.sample(GRID_SIZE, seed=self.recipe.train.seed)
-        raw = self.data.raw
-        real = self.data.to_data(self.data.to_model(raw[:10_000])) if samples.ndim == 2 and raw is not None else None
-        path = self.run_dir.save_samples(samples, self.step, f"{self.objective.name}, step {self.step}", real)
+        """A picture of EMA samples from fixed noise into samples/ and the image trackers."""
+        path, samples = self.monitor.picture(self.step, f"{self.objective.name}, step {self.step}",
+                                             self.recipe.train.seed)
         if path is not None and samples.ndim == 4:
             for tracker in self.accelerator.trackers:
                 if tracker.name == "tensorboard":
@@ -272,25 +227,12 @@ class Trainer:
                                        dataformats="NCHW")
         return path
 
-    def _evaluate(self) -> dict[str, float]:
-        """Metrics of EMA samples (gdiff.eval decides which); keeps generator_best.safetensors by ``eval.best``."""
-        cfg = self.recipe.eval
-        metrics = evaluate_metrics(self.sample, self.data, cfg)
-        if cfg.best and cfg.best in metrics:
-            value = metrics[cfg.best]
-            if self.best is None or (value < self.best if cfg.best_mode == "min" else value > self.best):
-                self.best = value
-                if self.accelerator.is_main_process:
-                    checkpoints.save_tensors_atomically(self.ema.module.state_dict(),
-                                                        self.run_dir.path / "generator_best.safetensors")
-                    self.run_dir.write_metrics({"step": self.step, **metrics}, "metrics_best.json")
-        return metrics
-
     def evaluate(self) -> dict[str, Any]:
         """Final metrics (and a picture) of EMA samples into the run directory's metrics.json."""
         result: dict[str, Any] = {"step": self.step, "num_samples": self.recipe.eval.num_samples,
-                                  **self._evaluate()}
+                                  **self.monitor.evaluate(self.step)}
         self.save_samples()
-        self.run_dir.write_metrics(result)
-        self.accelerator.print(json.dumps(result))
+        if self.accelerator.is_main_process:
+            self.run_dir.write_metrics(result)
+            self.accelerator.print(json.dumps(result))
         return result

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from safetensors.torch import save_file
 
 from gdiff import data, nets, recipes
+from gdiff.build import generator_config
 from gdiff.eval.__main__ import main as eval_main
+from gdiff.export import ExportedGenerator
 
 ROOT = Path(__file__).parents[1]
 TINY_EXTRACTOR = "tests.test_eval_fidelity:TinyExtractor"
@@ -38,8 +39,8 @@ MIXTURE_RECIPE = {
 
 
 def export(tmp: Path, raw: dict) -> Path:
-    """recipe.yaml + generator_ema.safetensors of a randomly initialised generator (output layer re-drawn so that
-    samples vary)."""
+    """A run directory's recipe.yaml + generator/ of a randomly initialised generator (output layer re-drawn so
+    that samples vary)."""
     recipe = recipes.from_dict(raw)
     source = data.build(recipe.data)
     torch.manual_seed(0)
@@ -49,7 +50,8 @@ def export(tmp: Path, raw: dict) -> Path:
             torch.nn.init.normal_(p, std=0.3)
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict()))
-    save_file(G.state_dict(), str(tmp / "generator_ema.safetensors"))
+    config = generator_config(recipe, source.data_shape, source.num_classes, source.data_map)
+    ExportedGenerator(config, G).save_pretrained(tmp / "generator")
     return tmp
 
 

@@ -1,12 +1,13 @@
-"""``python -m gdiff.sample`` and ``gdiff.sample.load_generator`` on an exported class-conditional generator.
+"""``python -m gdiff.sample`` and ``gdiff.load_generator`` on an exported class-conditional generator.
 
 The generator is a small U-Net trained for 300 steps as a Gaussian denoiser on the 8 x 8 digits with their
-labels, exported as recipe.yaml + generator_ema.safetensors only; gdiff's digit classifier checks that the
+labels, exported as a generator folder (config.json + model.safetensors) only; gdiff's digit classifier checks that the
 samples show the digits their labels ask for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
-from safetensors.torch import save_file
 
 from gdiff import data, nets, objectives, recipes
+from gdiff.build import generator_config
 from gdiff.diffusion import Schedule
 from gdiff.eval.digit_classifier import classify_digits, digit_classifier
-from gdiff.sample import load_generator, to_uint8
+from gdiff.export import ExportedGenerator, load_generator
 from gdiff.sample import main as sample_main
+from gdiff.sample import to_uint8
 
 ROOT = Path(__file__).parents[1]
 RECIPE = {
@@ -39,7 +40,7 @@ RECIPE = {
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """An exported conditional digits denoiser (recipe.yaml + generator_ema.safetensors, nothing else)."""
+    """An exported conditional digits denoiser (a save_pretrained folder, nothing else)."""
     recipe = recipes.from_dict(RECIPE)
     source = data.build(recipe.data)
     torch.manual_seed(0)
@@ -54,8 +55,8 @@ def run_dir(tmp_path_factory) -> Path:
         loss.backward()
         opt.step()
     out = tmp_path_factory.mktemp("exported")
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict()))
-    save_file(G.state_dict(), str(out / "generator_ema.safetensors"))
+    config = generator_config(recipe, source.data_shape, source.num_classes, source.data_map)
+    ExportedGenerator(config, G).save_pretrained(out)
     return out
 
 
@@ -115,7 +116,7 @@ def test_chunks_are_seeded_independently(run_dir):
 
 def test_errors_name_what_is_wrong(run_dir, tmp_path, capsys):
     missing = run(str(tmp_path), "--num", "3", "--out", str(tmp_path / "x.npz"), check=False)
-    assert missing.returncode != 0 and "recipe.yaml not found" in missing.stderr
+    assert missing.returncode == 2 and "config.json not found" in missing.stderr
     for args, message in [(["--labels", "12"], "class indices in [0, 10)"),
                           (["--out", str(tmp_path / "x.txt")], "unknown suffix '.txt'"),
                           (["--steps", "0"], "num_steps must be an integer >= 1")]:
@@ -123,6 +124,6 @@ def test_errors_name_what_is_wrong(run_dir, tmp_path, capsys):
             sample_main([str(run_dir), "--num", "3", "--out", str(tmp_path / "x.npz"), *args])
         assert exit_info.value.code != 0 and message in capsys.readouterr().err
     gen = load_generator(run_dir)
-    gen.source.num_classes = 0
+    gen.config = dataclasses.replace(gen.config, num_classes=0)
     with pytest.raises(ValueError, match="unconditional"):
         gen.labels(3, [1])

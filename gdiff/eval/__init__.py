@@ -1,5 +1,8 @@
 """Evaluation of a generator during and after training: ``evaluate(sample_fn, source, cfg)``.
 
+``generate`` splits the sampling of an exported generator over processes (the Trainer and
+``python -m gdiff.eval`` both use it, so the same seed gives the same samples); ``score`` computes the metrics.
+
 The Trainer hands over a sampling function (``sample_fn(num) -> samples`` in data space, on the CPU) and gets
 a flat dict of metric name -> float back; which metrics apply is decided here from the data source and the
 recipe's ``eval`` section, never in the Trainer:
@@ -26,6 +29,7 @@ from gdiff.data import DataSource
 
 if TYPE_CHECKING:  # torch-fidelity imports torchvision (seconds): loaded only when image metrics run
     from gdiff.eval.fidelity import FidelityOptions, Reference
+    from gdiff.export import ExportedGenerator
 
 IMAGE_METRICS = ("fid", "isc", "kid", "prc", "modes")
 REFERENCE_COUNT = 50_000  # the papers' 50k: all of CIFAR-10 train, a fixed 50k subset of larger sets
@@ -92,16 +96,45 @@ def options_from_config(cfg: Any) -> FidelityOptions:
                            device="cuda" if torch.cuda.is_available() else "cpu")
 
 
-def evaluate(sample_fn: Callable[[int], Tensor], source: DataSource, cfg: Any,
-             options: FidelityOptions | None = None) -> dict[str, float]:
-    """Metrics of ``cfg.num_samples`` samples: mixtures get the mixture metrics, images ``cfg.metrics``."""
+def generate(generator: ExportedGenerator, num: int, labels: Tensor | None = None, steps: int | None = None,
+             seed: int = 0, batch_size: int = 1000, sampler: str = "ancestral", rank: int = 0,
+             world: int = 1) -> Tensor:
+    """``generator.sample(num, labels, steps, seed, batch_size, sampler)`` split over ``world`` processes:
+    process ``rank`` draws the chunks k = rank, rank + world, ... and every process gets all of them, in chunk
+    order (collective when world > 1). Chunk k is a pure function of (seed, k), so the result is the same
+    for any number of processes."""
+    from accelerate.utils import gather_object
+
+    labels = generator.labels(num, labels)
+    starts = range(0, num, batch_size)
+    mine = [(k, generator.sample_chunk(k, min(batch_size, num - starts[k]),
+                                       None if labels is None else labels[starts[k]:starts[k] + batch_size],
+                                       steps, seed, sampler))
+            for k in range(rank, len(starts), world)]
+    everything = gather_object(mine) if world > 1 else mine
+    return torch.cat([chunk for _, chunk in sorted(everything, key=lambda item: item[0])])
+
+
+def applies(source: DataSource, cfg: Any) -> bool:
+    """Whether :func:`score` computes anything for ``source`` under the ``eval`` section ``cfg`` (mixtures always;
+    images when ``cfg.metrics`` names some); raises a ValueError naming ``eval.metrics`` when one cannot apply."""
+    check_metrics(cfg.metrics, source)
+    return getattr(source, "centres", None) is not None or bool(cfg.metrics)
+
+
+def score(samples: Tensor, source: DataSource, cfg: Any, options: FidelityOptions | None = None) -> dict[str, float]:
+    """Metrics of data-space ``samples`` [N, ...]: mixtures get the mixture metrics, images ``cfg.metrics``."""
     centres = getattr(source, "centres", None)
     if centres is not None:
-        check_metrics(cfg.metrics, source)
         from gdiff.metrics.mixture import mixture_metrics
 
-        return mixture_metrics(sample_fn(cfg.num_samples), source.points, centres, source.mode_std)
-    if not cfg.metrics:
+        return mixture_metrics(samples, source.points, centres, source.mode_std)
+    return image_metrics(samples, source, cfg.metrics, options or options_from_config(cfg))
+
+
+def evaluate(sample_fn: Callable[[int], Tensor], source: DataSource, cfg: Any,
+             options: FidelityOptions | None = None) -> dict[str, float]:
+    """Metrics of ``sample_fn(cfg.num_samples)`` (drawn only when some metric applies)."""
+    if not applies(source, cfg):
         return {}
-    check_metrics(cfg.metrics, source)
-    return image_metrics(sample_fn(cfg.num_samples), source, cfg.metrics, options or options_from_config(cfg))
+    return score(sample_fn(cfg.num_samples), source, cfg, options)

@@ -62,24 +62,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def generate(gen: ExportedGenerator, args: argparse.Namespace, rank: int, world: int) -> tuple[torch.Tensor, float]:
-    """This process's chunks (k = rank, rank + world, ...), gathered from all processes in chunk order."""
-    from accelerate.utils import gather_object
-
+    """All samples (this process draws chunks k = rank, rank + world, ...: :func:`gdiff.eval.generate`) and the
+    seconds this process spent."""
+    from gdiff.eval import generate as generate_split
     from gdiff.sample import parse_labels
 
-    labels = gen.labels(args.num, parse_labels(args.labels))
-    starts = list(range(0, args.num, args.batch_size))
     start = time.perf_counter()
-    mine = []
-    for k in range(rank, len(starts), world):
-        lo = starts[k]
-        hi = min(lo + args.batch_size, args.num)
-        chunk = gen.sample_chunk(k, hi - lo, None if labels is None else labels[lo:hi], args.steps, args.seed,
-                                 args.sampler)
-        mine.append((k, chunk))
-    seconds = time.perf_counter() - start
-    everything = gather_object(mine) if world > 1 else mine
-    return torch.cat([chunk for _, chunk in sorted(everything, key=lambda item: item[0])]), seconds
+    samples = generate_split(gen, args.num, parse_labels(args.labels), args.steps, args.seed, args.batch_size,
+                             args.sampler, rank, world)
+    return samples, time.perf_counter() - start
+
+
+def reference_source(args: argparse.Namespace) -> DataSource:
+    """The data set the samples are compared with: the run directory's recipe's data section."""
+    from gdiff import data, recipes
+
+    recipe = Path(args.run_dir) / "recipe.yaml"
+    if not recipe.is_file():
+        raise FileNotFoundError(f"{recipe} not found: gdiff.eval compares with the data set of a run directory's "
+                                f"recipe; pass a run directory (an exported generator folder alone has no data set)")
+    return data.build(recipes.load(recipe).data)
 
 
 def reference_of(args: argparse.Namespace, source: DataSource) -> Reference | None:
@@ -114,12 +116,12 @@ def evaluate_run(args: argparse.Namespace) -> None:
 
     from gdiff.eval import REFERENCE_COUNT, check_metrics, image_metrics
     from gdiff.eval.fidelity import FidelityOptions
+    from gdiff.export import load_generator
     from gdiff.metrics.mixture import mixture_metrics
-    from gdiff.sample import load_generator
 
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # as Accelerator reads it
     gen = load_generator(args.run_dir, state.device)
-    source = gen.source
+    source = reference_source(args)
     mixture = getattr(source, "centres", None) is not None
     check_metrics(args.metrics, source)
     if not mixture and not args.metrics:
@@ -138,7 +140,7 @@ def evaluate_run(args: argparse.Namespace) -> None:
         result = {
             "run_dir": str(args.run_dir), "metrics": metrics, "num_samples": len(samples), "nfe": nfe,
             "sampler": args.sampler, "seed": args.seed, "batch_size": args.batch_size,
-            "reference": str(args.ref) if args.ref else gen.recipe.data.get("type"),
+            "reference": str(args.ref) if args.ref else source.name,
             "feature_extractor": args.feature_extractor or "default (inception-v3-compat; vgg16 for prc)",
             "processes": state.num_processes, "device": str(state.device),
             "generation_seconds": round(seconds, 3),
