@@ -82,18 +82,20 @@ def batch_geometry(cfg: recipes.TrainConfig, processes: int) -> tuple[int, int]:
     return local, micro
 
 
-def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = False) -> Built:
+def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = False,
+          stand_in_data: bool = False) -> Built:
     """Build and check every part of ``recipe`` for a run on ``num_processes`` processes.
 
-    ``dry_run``: networks on the meta device (no memory, no initialisation; on the CPU where an operator has
-    no meta kernel), and a missing image data set stands in by the shape its type implies.
+    ``stand_in_data``: a missing image data set stands in by the shape its type implies (``Built.data`` is
+    then None: enough for speed measurements, not for training). ``dry_run``: that, and the networks on the
+    meta device (no memory, no initialisation; on the CPU where an operator has no meta kernel).
     """
     schedule = Schedule.from_config(recipe.diffusion)
     objective = objectives.from_config(recipe.objective)
     opt = recipe.optim
     lr_schedule.check(opt.lr_decay, opt.decay_start, opt.lr_min, (opt.lr_g, opt.lr_d))
     local, micro = batch_geometry(recipe.train, num_processes)
-    source, shape, classes, note = _data(recipe.data, dry_run)
+    source, shape, classes, note = _data(recipe.data, dry_run or stand_in_data)
     G = _network(recipe.generator, shape, classes, "generator", dry_run)
     param = parameterization_of(G)
     param.check(schedule)
@@ -114,12 +116,12 @@ def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = Fal
     return Built(recipe, source, shape, classes, note, schedule, objective, G, D, local, micro)
 
 
-def _data(section: dict[str, Any], dry_run: bool) -> tuple[data.DataSource | None, tuple[int, ...], int, str]:
+def _data(section: dict[str, Any], stand_in: bool) -> tuple[data.DataSource | None, tuple[int, ...], int, str]:
     try:
         source = data.build(section)
     except data.MissingDataError as err:
         kind = section.get("type")
-        if not dry_run or kind not in ASSUMED_SHAPES or (
+        if not stand_in or kind not in ASSUMED_SHAPES or (
                 kind == "image_folder" and not isinstance(section.get("resolution"), int)):
             raise
         stand_in = data.DataSource()
