@@ -5,6 +5,10 @@ Time convention: networks receive continuous diffusion times ``t`` in [0, 1], sh
 Class labels are integer tensors [B] in [0, num_classes); the extra index ``num_classes`` is
 the null label, used for ``labels=None`` and for entries equal to -1, so one model can sample
 conditionally or unconditionally (classifier-free style).
+
+``time_input: index`` (with ``time_steps: T``) embeds what the DDGAN and WaveDiff code feed their generators
+instead: the integer index ``i = round(T t) - 1`` of the grid step from time (i + 1) / T, through score_sde's
+positional features (:func:`index_embedding`). Converted reference checkpoints use it (gdiff/convert/).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 TIME_SCALE = 1000.0  # t in [0, 1] is embedded as t * TIME_SCALE, the usual range of sinusoidal features
+TIME_INPUTS = ("continuous", "index")  # what the time embedding receives (see the module docstring)
 
 
 def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
@@ -35,15 +40,52 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> T
     return emb
 
 
-class TimeEmbedding(nn.Module):
-    """t [B] -> [B, dim]: sinusoidal features (``freq_dim``) followed by Linear-SiLU-Linear."""
+def index_embedding(t: Tensor, dim: int, num_steps: int, max_positions: float = 10_000.0) -> Tensor:
+    """score_sde's positional features of the grid step index: t [B] -> [B, dim] float32.
 
-    def __init__(self, dim: int, freq_dim: int | None = None) -> None:
+    ``i = round(num_steps t) - 1`` (grid time (i + 1) / T -> step index i, exact in float32), then
+    ``[sin(w_k i), cos(w_k i)]`` with ``w_k = max_positions ** (-k / (dim // 2 - 1))``, k = 0 .. dim // 2 - 1
+    (note the ``- 1`` and the sine first, unlike :func:`sinusoidal_embedding`); an odd ``dim`` is padded with
+    one zero column.
+    """
+    if t.ndim != 1:
+        raise ValueError(f"time embedding expects times of shape [B], got {tuple(t.shape)}")
+    half = dim // 2
+    if half < 2:
+        raise ValueError(f"index_embedding needs dim >= 4, got {dim}")
+    index = torch.round(t.float() * num_steps) - 1
+    step = math.log(max_positions) / (half - 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32, device=t.device) * -step)
+    args = index[:, None] * freqs[None]
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    if dim % 2:
+        emb = nn.functional.pad(emb, (0, 1))
+    return emb
+
+
+class TimeEmbedding(nn.Module):
+    """t [B] -> [B, dim]: sinusoidal features (``freq_dim``) followed by Linear-SiLU-Linear.
+
+    ``time_input`` (:data:`TIME_INPUTS`): ``continuous`` embeds ``t * TIME_SCALE`` (:func:`sinusoidal_embedding`);
+    ``index`` embeds the grid step index of ``num_steps`` steps (:func:`index_embedding`).
+    """
+
+    def __init__(self, dim: int, freq_dim: int | None = None, time_input: str = "continuous",
+                 num_steps: int = 0) -> None:
         super().__init__()
+        if time_input not in TIME_INPUTS:
+            raise ValueError(f"time_input must be one of {TIME_INPUTS}, got {time_input!r}")
+        if (time_input == "index") != (num_steps >= 1):
+            raise ValueError(f"time_input index needs time_steps >= 1 (the grid's number of steps), and "
+                             f"time_steps is for time_input index only; got time_input={time_input!r}, "
+                             f"time_steps={num_steps!r}")
         self.freq_dim = freq_dim or dim
+        self.time_input, self.num_steps = time_input, int(num_steps)
         self.mlp = nn.Sequential(nn.Linear(self.freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, t: Tensor) -> Tensor:
+        if self.time_input == "index":
+            return self.mlp(index_embedding(t, self.freq_dim, self.num_steps))
         return self.mlp(sinusoidal_embedding(t, self.freq_dim))
 
 

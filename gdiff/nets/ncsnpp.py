@@ -3,7 +3,9 @@
 Layout (L = len(channel_mult) levels; level i works at image_size / 2^i pixels with
 channels * channel_mult[i] feature maps):
 
-* conditioning: ``e = TimeEmbedding(t)`` (sinusoidal features of width ``channels``, MLP to ``4 channels``),
+* conditioning: ``e = TimeEmbedding(t)`` (sinusoidal features of width ``channels``, MLP to ``4 channels``;
+  ``time_input: index`` with ``time_steps: T`` embeds the grid step index as the DDGAN code does, see
+  gdiff/nets/conditioning.py),
   plus a class embedding when ``num_classes > 0``; every residual block adds ``Linear(SiLU(e))`` as a
   per-channel bias. ``w = LatentMapping(z)`` (PixelNorm, then ``mapping_layers`` x (Linear to w_dim, SiLU))
   drives the adaptive GroupNorm of every residual block; ``z_dim: 0`` drops the latent (plain GroupNorm).
@@ -114,13 +116,14 @@ class NCSNppGenerator(nn.Module):
                  channel_mult: Sequence[int] = (1, 2, 2, 2), num_res_blocks: int = 2,
                  attention_resolutions: Sequence[int] = (16,), num_heads: int = 1,
                  dropout: float = 0.0, z_dim: int = 100, w_dim: int = 256, mapping_layers: int = 5,
-                 fir_taps: Sequence[float] = DEFAULT_TAPS, num_classes: int = 0) -> None:
+                 fir_taps: Sequence[float] = DEFAULT_TAPS, num_classes: int = 0, time_input: str = "continuous",
+                 time_steps: int = 0) -> None:
         super().__init__()
         image_channels, size = _check_config(data_shape, channels, channel_mult, num_res_blocks,
                                              attention_resolutions, z_dim, mapping_layers)
         self.z_dim = int(z_dim)
         temb_dim = 4 * channels
-        self.time_embed = TimeEmbedding(temb_dim, freq_dim=channels)
+        self.time_embed = TimeEmbedding(temb_dim, freq_dim=channels, time_input=time_input, num_steps=time_steps)
         self.class_embed = ClassEmbedding(num_classes, temb_dim) if num_classes else None
         self.mapping = LatentMapping(self.z_dim, w_dim, mapping_layers) if self.z_dim else None
         style_dim = w_dim if self.z_dim else 0  # z_dim 0: no latent, plain GroupNorm
