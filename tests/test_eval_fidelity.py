@@ -1,5 +1,6 @@
 """torch-fidelity metrics through gdiff.eval.fidelity, with a tiny feature extractor registered by the tests
-(nothing is downloaded): FID against an independent float64 computation, self-distance ~0, caching by key."""
+(nothing is downloaded): FID against an independent float64 computation, self-distance ~0, caching by key
+(safe loading and the cache format: tests/test_eval_safe_loading.py)."""
 
 from __future__ import annotations
 
@@ -158,16 +159,16 @@ def test_reference_images_are_the_data_bytes():
 def test_missing_weights_say_what_to_pass(monkeypatch, tmp_path):
     import urllib.error
 
-    import torch_fidelity.feature_extractor_inceptionv3 as inception
-
     with pytest.raises(FileNotFoundError, match="inception_weights"):
         FidelityOptions(inception_weights=str(tmp_path / "missing.pth"))
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(inception, "load_state_dict_from_url", offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     real = images(20, 0)
-    with pytest.raises(MissingWeightsError, match="--inception-weights"):
-        fidelity_metrics(real, Reference(UInt8Images(real), "offline"), ["fid"],
-                         FidelityOptions(cache_dir=str(tmp_path)))
+    for metric, flag in (("fid", "--inception-weights"), ("prc", "--vgg16-weights")):
+        with pytest.raises(MissingWeightsError, match=flag):
+            fidelity_metrics(real, Reference(UInt8Images(real), "offline"), [metric],
+                             FidelityOptions(cache_dir=str(tmp_path)))

@@ -6,23 +6,24 @@ lossless PNG would hold but without writing one (and never through JPEG, whose a
 one-channel images are repeated over the three channels the feature extractors read. Reference images take
 the same path (raw -> model space -> data space -> uint8), so both sides are quantised alike.
 
-Reference features and FID statistics are cached by torch-fidelity under ``cache_dir`` (default
-``$TORCH_HOME/fidelity_cache``) with the name from :func:`reference_key`: torch-fidelity's cache has no
-content hash, so the name carries everything that changes the statistics -- data set, split, resolution,
-image count and the feature extractor's weights.
+gdiff builds the feature extractor itself, its weights read without unpickling code (:mod:`gdiff.eval.weights`),
+extracts features with torch-fidelity's loader and computes every metric with torch-fidelity's own functions
+(``fid_statistics_to_metric``, ``isc_/kid_/prc_featuresdict_to_metric``, defaults of torch-fidelity 0.4).
+torch-fidelity's pickle cache is never used: reference features (kid, prc) and FID statistics are cached by
+:mod:`gdiff.eval.stats_cache` (safetensors, checksummed) under ``<Reference.key>-<extractor>-w<weights
+digest>-<layer>-<kind>``; the reference key (:func:`reference_key`) carries data set, split, resolution and
+image count.
 
-Feature extractors: torch-fidelity's defaults (Inception-v3 for fid/isc/kid, VGG16 for prc, as in the papers)
-download their weights at first use. Offline, pass the weight files (``inception_weights``,
-``vgg16_weights``); without them and without a network, :class:`MissingWeightsError` says so. Tests pass
-``feature_extractor`` = a small extractor registered with :func:`register_extractor` for every metric.
+Feature extractors: Inception-v3 for fid/isc/kid, VGG16 for prc (as in the papers), downloaded at first use
+into the torch hub cache; offline, pass the weight files (``inception_weights``, ``vgg16_weights``); without them
+and without a network, :class:`MissingWeightsError` says so. Tests pass ``feature_extractor`` = a small
+extractor registered with :func:`register_extractor` for every metric.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
-import urllib.error
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,20 @@ from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+from gdiff.eval import stats_cache
+from gdiff.eval.weights import (  # noqa: F401 -- MissingWeightsError is part of this module's interface
+    INCEPTION,
+    VGG16,
+    MissingWeightsError,
+    build_extractor,
+    check_extractor,
+    weights_digest,
+    weights_state,
+)
+from gdiff.outputs import writable_folder
 from gdiff.sample import to_uint8
 
 METRICS = ("fid", "isc", "kid", "prc")
-INCEPTION, VGG16 = "inception-v3-compat", "vgg16"
 DEFAULT_EXTRACTORS = {"fid": INCEPTION, "isc": INCEPTION, "kid": INCEPTION, "prc": VGG16}
 RESULT_KEYS = {  # torch-fidelity's result names -> gdiff's
     torch_fidelity.KEY_METRIC_FID: "fid",
@@ -46,10 +57,6 @@ RESULT_KEYS = {  # torch-fidelity's result names -> gdiff's
     torch_fidelity.KEY_METRIC_PRECISION: "precision", torch_fidelity.KEY_METRIC_RECALL: "recall",
     torch_fidelity.KEY_METRIC_F_SCORE: "f_score",
 }
-
-
-class MissingWeightsError(RuntimeError):
-    """A feature extractor's weights are neither given, cached, nor downloadable (offline machine)."""
 
 
 class UInt8Images(Dataset):
@@ -114,17 +121,6 @@ def source_reference(source: Dataset, count: int, split: str | None = None) -> R
     return Reference(SourceImages(source, indices), reference_key(source.name, split, source.data_shape, count))
 
 
-def _weights_tag(path: str | None) -> str:
-    """A short digest of a weights file (so that different weights never share cached features)."""
-    if path is None:
-        return "download"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
 def register_extractor(spec: str) -> str:
     """Make ``spec`` usable as torch-fidelity's ``feature_extractor`` and return its registered name.
 
@@ -178,13 +174,48 @@ class FidelityOptions:
                 out.append((name, weights[name], chosen))
         return out
 
+    def check(self, metrics: Sequence[str]) -> None:
+        """Everything that can fail before features are computed: the extractors are allowed, their weights
+        read safely (defaults downloaded), and the cache folder is writable. Errors name the file or flag."""
+        for name, weights, _ in self.groups(metrics):
+            check_extractor(name)
+            if name in (INCEPTION, VGG16):
+                weights_state(name, weights, self.verbose)
+        writable_folder(stats_cache.cache_folder(self.cache_dir), "--cache-dir (the statistics cache)")
 
-def _missing_weights(name: str, err: Exception) -> MissingWeightsError:
-    flag = "--vgg16-weights" if name == VGG16 else "--inception-weights"
-    return MissingWeightsError(
-        f"the {name} feature extractor's weights are not in the torch hub cache ({torch.hub.get_dir()}) and "
-        f"could not be downloaded ({err}); on an offline machine pass {flag} PATH (torch-fidelity's weight file, "
-        f"copied from a machine with internet; see docs/evaluation.md)")
+
+def _features(images: Dataset, extractor: FeatureExtractorBase, options: FidelityOptions) -> dict[str, Tensor]:
+    """Layer name -> features [N, D] of ``images`` (torch-fidelity's loader, one worker-free pass)."""
+    from torch_fidelity.utils import get_featuresdict_from_dataset
+
+    return get_featuresdict_from_dataset(images, extractor, options.batch_size, options.device.startswith("cuda"),
+                                         True, options.verbose)
+
+
+def _reference(reference: Reference, extractor: FeatureExtractorBase, prefix: str, feature_layers: set[str],
+               fid_layer: str | None, options: FidelityOptions) -> tuple[dict[str, Tensor], dict | None]:
+    """(reference features of ``feature_layers``, FID statistics of ``fid_layer`` or None), from the cache where
+    it has them; a miss extracts the reference once and caches what was asked for."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    folder = stats_cache.cache_folder(options.cache_dir)
+    key = {layer: f"{prefix}-{layer}-features" for layer in feature_layers}
+    stats_key = f"{prefix}-{fid_layer}-fid-stats"
+    features = {}
+    for layer in feature_layers:
+        entry = stats_cache.load_entry(folder, key[layer])
+        if entry is not None:
+            features[layer] = torch.from_numpy(entry["features"])
+    stats = stats_cache.load_entry(folder, stats_key) if fid_layer else None
+    if feature_layers - set(features) or (fid_layer and stats is None):
+        extracted = _features(reference.images, extractor, options)
+        for layer in feature_layers - set(features):
+            features[layer] = extracted[layer]
+            stats_cache.save_entry(folder, key[layer], {"features": features[layer].numpy()})
+        if fid_layer and stats is None:
+            stats = fid_features_to_statistics(extracted[fid_layer])
+            stats_cache.save_entry(folder, stats_key, stats)
+    return features, stats
 
 
 def fidelity_metrics(samples: Tensor, reference: Reference, metrics: Sequence[str],
@@ -195,26 +226,39 @@ def fidelity_metrics(samples: Tensor, reference: Reference, metrics: Sequence[st
     ``precision``/``recall``/``f_score`` as requested. Precision is the share of samples inside the
     reference manifold and recall the share of reference images inside the samples' (k = 3 neighbours).
     """
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+    from torch_fidelity.metric_prc import prc_featuresdict_to_metric
+
     options = options or FidelityOptions()
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"unknown image metric(s) {unknown}; known: {list(METRICS)}")
     fakes = UInt8Images(samples)
+    writable_folder(stats_cache.cache_folder(options.cache_dir), "--cache-dir (the statistics cache)")
     out: dict[str, float] = {}
     for name, weights, chosen in options.groups(metrics):
-        binary = any(m != "isc" for m in chosen)
-        subset = min(options.kid_subset_size, len(fakes), len(reference.images)) if "kid" in chosen else 1
-        kwargs = dict(
-            input1=fakes, input2=reference.images if binary else None,
-            input2_cache_name=f"{reference.key}-w{_weights_tag(weights)}" if binary else None,
-            feature_extractor=name, feature_extractor_weights_path=weights,
-            cuda=options.device.startswith("cuda"), batch_size=options.batch_size, cache_root=options.cache_dir,
-            kid_subset_size=subset, save_cpu_ram=True, verbose=options.verbose,
-            **{m: m in chosen for m in METRICS},
-        )
-        try:
-            result = torch_fidelity.calculate_metrics(**kwargs)
-        except urllib.error.URLError as err:
-            raise _missing_weights(name, err) from err
+        cls = FEATURE_EXTRACTORS_REGISTRY[name]
+        layers = {m: cls.get_default_feature_layer_for_metric(m) for m in chosen}
+        extractor = build_extractor(name, sorted(set(layers.values())), weights, options.device, options.verbose)
+        fake = _features(fakes, extractor, options)
+        prefix = f"{reference.key}-{name}-w{weights_digest(name, weights)}"
+        ref, ref_stats = _reference(reference, extractor, prefix, {layers[m] for m in chosen if m in ("kid", "prc")},
+                                    layers.get("fid"), options)
+        kwargs = dict(verbose=options.verbose,
+                      kid_subset_size=min(options.kid_subset_size, len(fakes), len(reference.images)))
+        result = {}
+        if "isc" in chosen:
+            result.update(isc_featuresdict_to_metric(fake, layers["isc"], **kwargs))
+        if "fid" in chosen:
+            result.update(fid_statistics_to_metric(fid_features_to_statistics(fake[layers["fid"]]), ref_stats,
+                                                   options.verbose))
+        if "kid" in chosen:
+            result.update(kid_featuresdict_to_metric(fake, ref, layers["kid"], **kwargs))
+        if "prc" in chosen:
+            result.update(prc_featuresdict_to_metric(fake, ref, layers["prc"], **kwargs))
         out.update({RESULT_KEYS[k]: float(v) for k, v in result.items() if k in RESULT_KEYS})
     return out
+
+
