@@ -33,8 +33,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from gdiff.autoencoders.adapter import KEY
 from gdiff.data.latent import LatentMap
-from gdiff.data.source import DataSource
+from gdiff.data.source import DataSource, MissingDataError
 
 MODE = "posterior_mean"
 FORMAT = 1  # bump when the cache layout changes
@@ -112,20 +113,50 @@ def build_cache(path: Path, data_map: LatentMap, inner: DataSource, orientations
         tmp.unlink(missing_ok=True)
 
 
+class MissingAutoencoderError(MissingDataError):
+    """``data.transform.autoencoder`` does not exist. ``assumed_shape`` (the recipe's ``latent_shape``, or None) and
+    ``num_classes`` let a dry build report the networks without the weights."""
+
+    def __init__(self, message: str, assumed_shape: tuple[int, ...] | None, num_classes: int) -> None:
+        super().__init__(message)
+        self.assumed_shape, self.num_classes = assumed_shape, num_classes
+
+
 class LatentSource(DataSource):
-    """The pixel source ``inner`` as cached latents: ``data_shape`` = the latent shape [c, H/f, W/f]."""
+    """The pixel source ``inner`` as cached latents: ``data_shape`` = the latent shape [c, H/f, W/f].
+
+    ``latent_shape`` (optional): the shape the recipe expects, checked against the autoencoder; a dry build
+    without the autoencoder's weights reports the networks for it. A shape-only stand-in ``inner`` (a bare
+    DataSource: a dry build whose data files are missing) gets no cache.
+    """
 
     def __init__(self, inner: DataSource, autoencoder: str | None = None, scale: float | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None, latent_shape: list[int] | None = None) -> None:
         if autoencoder is None:
-            raise ValueError("data.transform.autoencoder is required: the diffusers autoencoder folder (or "
-                             ".safetensors file) whose latents the networks train on")
+            raise ValueError(f"{KEY} is required: the diffusers autoencoder folder (or .safetensors file) whose "
+                             f"latents the networks train on")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise ValueError(f"data.transform.cache_dir must be a path, got {cache_dir!r}")
+        if latent_shape is not None and (not isinstance(latent_shape, (list, tuple)) or len(latent_shape) != 3
+                                         or not all(isinstance(d, int) and d > 0 for d in latent_shape)):
+            raise ValueError(f"data.transform.latent_shape must be [channels, height, width], got {latent_shape!r}")
+        expected = None if latent_shape is None else tuple(latent_shape)
+        if isinstance(autoencoder, (str, os.PathLike)) and not Path(autoencoder).expanduser().exists():
+            raise MissingAutoencoderError(
+                f"{KEY} = {str(autoencoder)!r} does not exist; point it at a diffusers autoencoder folder "
+                f"(config.json + safetensors), e.g. RUN/autoencoder of python -m gdiff.autoencoders.train, or a "
+                f".safetensors file (docs/latent.md says where to get the papers' autoencoders)", expected,
+                inner.num_classes)
         self.data_map = LatentMap(inner.data_map, autoencoder, scale)
         self.data_shape = self.data_map.autoencoder.latent_shape(tuple(inner.data_shape))
+        if expected is not None and expected != self.data_shape:
+            raise ValueError(f"data.transform.latent_shape is {list(expected)}, but the autoencoder at "
+                             f"{self.data_map.autoencoder.source} gives {list(self.data_shape)} latents")
         self.inner, self.orientations = inner, 2 if inner.hflip else 1
         self.num_classes, self.in_memory, self.name = inner.num_classes, inner.in_memory, f"{inner.name}+latent"
+        if type(inner) is DataSource:  # a shape-only stand-in: nothing to encode
+            self.in_memory, self.cache_file, self._map = False, None, None
+            return
         key, parts = cache_key(self.data_map.sha256, data_identity(inner), tuple(inner.data_shape), self.orientations)
         root = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
         self.cache_file = root / f"{inner.name}-{key[:24]}.latents.npy"
