@@ -13,6 +13,10 @@ This is the one home of the reverse transition: the objectives build their fake 
     forward     x_s' ~ q(x_s | x0')      = N(sqrt(abar_s) x0', 1 - abar_s) (UFOGen: x_t enters only through G)
 
 The sampler's last step (down to the clean level) returns the transition's mean instead of a draw.
+
+The posterior is the forward process's own (``process.posterior_sample``, gdiff/processes), so the same code
+runs in phase space (CLD: G reads the state u_t = (x_t, v_t) and predicts x0; u_s' ~ q(u_s | u_t, x0')). eps,
+x_prev and the forward transition need a scalar alpha_bar: :meth:`Parameterization.check` refuses them on CLD.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import torch
 from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
-from gdiff.diffusion import Schedule
+from gdiff.processes import ForwardProcess, Schedule
 
 PREDICTS = ("x0", "eps", "x_prev")
 TRANSITIONS = ("posterior", "forward")
@@ -53,11 +57,19 @@ class Parameterization:
             raise ValueError("generator.parameterization x_prev predicts x_{t-1} itself: it has no transition "
                              f"to choose; leave generator.transition at posterior, got {self.transition!r}")
 
-    def check(self, schedule: Schedule) -> None:
+    def check(self, schedule: ForwardProcess) -> None:
         """Raise a ValueError if this parameterisation cannot run on ``schedule`` (called once, at build time).
 
-        eps -> x0 divides by sqrt(alpha_bar(t)); alpha_bar falls with t, so alpha_bar(1) bounds every time.
+        A phase-space process takes x0 prediction and the posterior only. eps -> x0 divides by sqrt(alpha_bar(t));
+        alpha_bar falls with t, so alpha_bar(1) bounds every time.
         """
+        if not schedule.scalar:
+            if self.predicts != "x0" or self.transition != "posterior":
+                raise ValueError(f"diffusion.process {schedule.name} has no scalar alpha_bar: its generator reads the "
+                                 f"state u_t and predicts x0, drawn into u_s by the posterior; got "
+                                 f"generator.parameterization {self.predicts}, generator.transition "
+                                 f"{self.transition}: use parameterization x0 and transition posterior")
+            return
         if self.predicts != "eps":
             return
         lowest = float(schedule.alpha_bar(torch.ones((), dtype=torch.float64)))
@@ -83,7 +95,8 @@ class Parameterization:
 
     def transition_moments(self, x0: Tensor, x_t: Tensor, s: Tensor, t: Tensor,
                            schedule: Schedule) -> tuple[Tensor, Tensor]:
-        """(mean [B, ...], variance [B, 1, ..., 1]) of x_s given x0' (and x_t for ``posterior``)."""
+        """(mean [B, ...], variance [B, 1, ..., 1]) of x_s given x0' (and x_t for ``posterior``), on a scalar
+        schedule."""
         if self.transition == "posterior":
             return schedule.posterior(x0, x_t, s, t)
         log_abar = schedule.log_alpha_bar(s.to(torch.float64))
@@ -100,12 +113,12 @@ def parameterization_of(G: nn.Module) -> Parameterization:
     return getattr(extract_model_from_parallel(G), "parameterization", DEFAULT)
 
 
-def reverse_step(G: nn.Module, schedule: Schedule, x_t: Tensor, s: Tensor, t: Tensor,
+def reverse_step(G: nn.Module, schedule: ForwardProcess, x_t: Tensor, s: Tensor, t: Tensor,
                  labels: Tensor | None = None, generator: torch.Generator | None = None,
                  mean: bool = False) -> tuple[Tensor | None, Tensor]:
     """One network call: z ~ N(0, I), out = G(x_t, t, z, labels) -> (x0' or None, x_s').
 
-    x_t [B, ...]; s < t float times [B]. ``mean=True`` returns the transition's mean as x_s' (the sampler's
+    x_t [B, *state_shape]; s < t float times [B]. ``mean=True`` returns the transition's mean as x_s' (the sampler's
     last step). Differentiable in G's parameters (the noise is reparameterised). ``generator`` drives z and the
     noise.
     """
@@ -116,8 +129,13 @@ def reverse_step(G: nn.Module, schedule: Schedule, x_t: Tensor, s: Tensor, t: Te
     if param.predicts == "x_prev":
         return None, out
     x0 = param.x0(out, x_t, t, schedule)
-    mu, var = param.transition_moments(x0, x_t, s, t, schedule)
+    if param.transition == "forward":
+        mu, var = param.transition_moments(x0, x_t, s, t, schedule)
+        return x0, mu if mean else mu + var.sqrt() * _noise(x_t, generator)
     if mean:
-        return x0, mu
-    noise = torch.randn(x_t.shape, device=x_t.device, dtype=x_t.dtype, generator=generator)
-    return x0, mu + var.sqrt() * noise
+        return x0, schedule.posterior_mean(x0, x_t, s, t)
+    return x0, schedule.posterior_sample(x0, x_t, s, t, _noise(x_t, generator))
+
+
+def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)

@@ -1,10 +1,12 @@
 """The reverse chain of a diffusion GAN: NFE = number of steps, a fresh latent z at every step.
 
-x_T ~ N(0, I); for each step (s, t) from the top: x_s ~ p(x_s | x_t) by :func:`gdiff.parameterization.reverse_step`
-(default: x0' = G(x_t, t, z), x_s ~ q(x_s | x_t, x0')); the last step (down to the clean level) returns the
-transition's mean, i.e. adds no noise. ``steps=1`` is one network call from pure noise (one-step generation).
-The chain's times come from ``schedule.sampling_times``, so its steps skip the schedule's value checks
-(``schedule.unchecked()``: no host synchronisation per step on a GPU).
+x_T ~ the prior (``process.prior_sample``: N(0, I) for the scalar schedules, (x, v) ~ N(0, diag(I, M I)) for CLD);
+for each step (s, t) from the top: x_s ~ p(x_s | x_t) by :func:`gdiff.parameterization.reverse_step` (default:
+x0' = G(x_t, t, z), x_s ~ q(x_s | x_t, x0')); the last step (down to the clean level) returns the transition's
+mean, i.e. adds no noise, and the chain returns its data part (``process.data``: x of the state). ``steps=1`` is
+one network call from pure noise (one-step generation). The chain's times come from ``schedule.sampling_times``,
+so its steps skip the schedule's value checks (``schedule.unchecked()``: no host synchronisation per step on a
+GPU).
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gdiff.diffusion import Schedule
 from gdiff.parameterization import draw_latent, parameterization_of, reverse_step
+from gdiff.processes import ForwardProcess, Schedule
 
 __all__ = ["ddim", "draw_latent", "sample"]
 
 
 @torch.no_grad()
-def sample(G: nn.Module, schedule: Schedule, x_T: Tensor, labels: Tensor | None = None,
+def sample(G: nn.Module, schedule: ForwardProcess, x_T: Tensor, labels: Tensor | None = None,
            steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-    """Run the reverse chain from x_T [B, ...] and return x_0 [B, ...] (model space).
+    """Run the reverse chain from the state x_T [B, *state_shape] (``schedule.prior_sample``) and return x_0
+    [B, *data_shape] (model space).
 
     ``steps`` defaults to the schedule's T (only continuous-time schedules accept another value).
     ``generator`` drives the latents and the posterior noise, so a seeded generator reproduces samples.
@@ -33,7 +36,7 @@ def sample(G: nn.Module, schedule: Schedule, x_T: Tensor, labels: Tensor | None 
     for i in range(len(times) - 1, 0, -1):
         s, t = times[i - 1].expand(batch), times[i].expand(batch)
         _, x = reverse_step(G, schedule, x, s, t, labels, generator, mean=i == 1)
-    return x
+    return schedule.data(x)
 
 
 def _view(coef: Tensor, x: Tensor) -> Tensor:
@@ -57,6 +60,9 @@ def ddim(G: nn.Module, schedule: Schedule, x_T: Tensor, labels: Tensor | None = 
     """
     if eta < 0:
         raise ValueError(f"ddim: eta must be >= 0, got {eta}")
+    if not schedule.scalar:
+        raise ValueError(f"sampler ddim is defined through a scalar alpha_bar, which diffusion.process "
+                         f"{schedule.name} does not have: use the ancestral sampler")
     param = parameterization_of(G)
     if param.predicts == "x_prev":
         raise ValueError("ddim needs an x0 (or eps) prediction; generator.parameterization x_prev gives none")

@@ -1,8 +1,11 @@
 """SIDDM's auxiliary forward diffusion: KL(p_G(x_t | x_s) || q(x_t | x_s)) = cross-entropy - entropy.
 
-Cross-entropy (explicit, G step only), with sqrt(a), beta of q(x_t | x_s):
-    ``weighting="none"``:         mean (x_t - sqrt(a) x_s')^2
-    ``weighting="inverse_beta"``: mean (x_t - sqrt(a) x_s')^2 / (2 beta)
+Cross-entropy (explicit, G step only), with the forward transition q(x_t | x_s) = N(A x_s, Sigma)
+(``process.transition_error``; scalar schedules: A = sqrt(a), Sigma = beta I):
+    ``weighting="none"``:         mean (x_t - A x_s')^2
+    ``weighting="inverse_beta"``: mean of the elementwise terms of (x_t - A x_s')^T Sigma^-1 (x_t - A x_s') / 2
+                                  (scalar: mean (x_t - sqrt(a) x_s')^2 / (2 beta))
+In phase space (CLD) x_t and x_s' are states (x, v) and the regression head predicts the state x_t.
 Entropy (implicit, adversarial): a regression head C of the discriminator predicts x_t from x_s'.
     D step: C minimises mean (C(sg(x_s'), t) - x_t)^2        (weight ``d_weight``, default 1)
     G step: G maximises the same error with C frozen: loss = -mean (C(x_s', t) - x_t)^2
@@ -29,12 +32,9 @@ class AFDCrossEntropy(Term):
         self.weighting = weighting
 
     def generator_loss(self, data: StepData) -> dict[str, Tensor]:
-        pair, x_s = data.pair, data.fake_x_s
-        sqrt_a, beta = data.schedule.step_coefficients(pair.s, pair.t)
-        shape = (-1,) + (1,) * (x_s.ndim - 1)
-        err = (pair.x_t - sqrt_a.to(x_s.dtype).reshape(shape) * x_s).square()
-        if self.weighting == "inverse_beta":
-            err = err / (2 * beta.to(x_s.dtype).reshape(shape))
+        pair = data.pair
+        err = data.schedule.transition_error(pair.x_t, data.fake_x_s, pair.s, pair.t,
+                                             whiten=self.weighting == "inverse_beta")
         return {"afd_ce": err.mean()}
 
     def __repr__(self) -> str:

@@ -5,15 +5,18 @@ discriminator heads it reads. An :class:`Objective` is a weighted set of terms. 
 makes the fake sample, runs each network pass ONCE with the union of the heads its terms need, and sums
 ``weight * loss`` over the terms. It never owns optimisers, devices or the loop.
 
-One step, as data (x_s is "x_{t-1}", the less noisy element of the pair):
-    x0 -> (s, t) -> x_s ~ q(x_s | x0) -> x_t ~ q(x_t | x_s)
-       -> x0' = G(x_t, t, z) -> x_s' ~ q(x_s | x_t, x0')
+One step, as data (x_s is "x_{t-1}", the less noisy element of the pair; x_s and x_t are states of the forward
+process, gdiff/processes: x itself for the scalar schedules, the phase-space pair (x, v) for CLD):
+    x0 -> (s, t) -> x_s ~ q(x_s | x0) -> x_t ~ q(x_t | x_s)          (``process.draw_pair``)
+       -> x0' = G(x_t, t, z) -> x_s' ~ q(x_s | x_t, x0')            (``process.posterior_sample``)
 (the fake follows G's parameterisation, gdiff/parameterization.py: x0, eps or x_prev, posterior or forward).
 D step: fakes under no_grad, D on real x_s and on x_s' (detached).  G step: D on x_s' (D frozen by the caller).
 Input-gradient terms (R1) read the real pass, whose input then requires grad, or, when ``grad_fraction`` < 1
 asks for fewer samples, one more D pass on the first samples of the real batch: only that pass is differentiated
 twice.
-Times come from the schedule's own draws, so the steps use ``schedule.unchecked()`` (no host synchronisation).
+Times come from the process's own draws, so the steps use ``schedule.unchecked()`` (no host synchronisation).
+The objectives only call the forward-process interface (gdiff/processes/base.py); what cannot work with a given
+process (``Term.scalar_only``) is refused once, at build time, by :meth:`Objective.check_process`.
 ``d_input="x0"`` moves the discriminator to x0 space: D(x0, t) on the data and D(x0', t) on G's prediction
 (the SIDDM authors' released 25-Gaussians code); every other term still reads the pair and x_s'.
 """
@@ -28,15 +31,16 @@ import torch
 from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
-from gdiff.diffusion import Schedule
 from gdiff.parameterization import Parameterization, reverse_step
+from gdiff.processes import ForwardProcess
 
 D_INPUTS = ("x_prev", "x0")  # where the discriminator looks: the posterior sample x_{t-1}, or x0
 
 
 @dataclass
 class Pair:
-    """A training pair of the forward process, tensors [B, ...] and times [B] (float64)."""
+    """A training pair of the forward process: data x0 [B, ...], states x_s, x_t [B, *state_shape], times [B]
+    (float64)."""
 
     x0: Tensor
     s: Tensor
@@ -46,10 +50,10 @@ class Pair:
     labels: Tensor | None = None
 
     @classmethod
-    def draw(cls, schedule: Schedule, x0: Tensor, labels: Tensor | None = None) -> Pair:
+    def draw(cls, schedule: ForwardProcess, x0: Tensor, labels: Tensor | None = None) -> Pair:
         s, t = schedule.sample_times(x0.shape[0], device=x0.device)
-        x_s = schedule.q_sample(x0, s)
-        return cls(x0, s, t, x_s, schedule.q_step(x_s, s, t), labels)
+        x_s, x_t = schedule.draw_pair(x0, s, t)
+        return cls(x0, s, t, x_s, x_t, labels)
 
     def head(self, n: int) -> Pair:
         """The first ``n`` samples of the pair."""
@@ -66,7 +70,7 @@ class StepData:
     that input-gradient terms read when it is smaller than the batch; None when they read ``real`` itself.
     """
 
-    schedule: Schedule
+    schedule: ForwardProcess
     pair: Pair
     fake_x0: Tensor | None
     fake_x_s: Tensor
@@ -101,6 +105,7 @@ class Term:
     g_fake_heads: frozenset[str] | None = None
     pairwise: bool | None = None  # True: D must see (x_s, x_t); False: D must not; None: no opinion
     grad_fraction: float = 1.0
+    scalar_only: str | None = None  # why the term needs a scalar process (alpha_bar), or None: any process
 
     def __init__(self, weight: float = 1.0, d_weight: float | None = None) -> None:
         self.weight = float(weight)
@@ -131,6 +136,8 @@ class Objective:
     ``d_input``: where D looks, ``"x_prev"`` (the papers) or ``"x0"``. ``transition``: the generator
     transition the objective is defined for (``"forward"`` for UFOGen), or None for any.
     """
+
+    scalar_only: str | None = None  # why the objective itself needs a scalar process, or None
 
     def __init__(self, terms: Iterable[Term], name: str = "objective", d_input: str = "x_prev",
                  transition: str | None = None) -> None:
@@ -217,6 +224,24 @@ class Objective:
             raise ValueError(f"objective '{self.name}' (d_input x0) needs an x0 prediction, which "
                              f"generator.parameterization x_prev does not give: use x0 or eps")
 
+    def check_process(self, process: ForwardProcess) -> None:
+        """Raise a ValueError unless every part of this objective works with ``process`` (called once, at build
+        time): on a phase-space process (CLD) the terms that read a scalar alpha_bar, the forward transition and
+        a discriminator on x0 are refused."""
+        if process.scalar:
+            return
+        reasons = [f"objective '{self.name}': {self.scalar_only}"] if self.scalar_only else []
+        reasons += [f"{term!r}: {term.scalar_only}" for term in self.terms if term.scalar_only]
+        if self.transition == "forward":
+            reasons.append(f"objective '{self.name}' draws its fake by the forward transition q(x_s | x0'), which "
+                           f"has no phase-space form (x_t would not enter the fake)")
+        if self.d_input == "x0":
+            reasons.append(f"objective '{self.name}': d_input x0 judges data-space x0 beside phase-space states; "
+                           f"use d_input x_prev")
+        if reasons:
+            raise ValueError(f"diffusion.process {process.name} has no scalar signal fraction alpha_bar: "
+                             + "; ".join(reasons))
+
     # ----------------------------------------------------------------------------------------- passes
     def _run_d(self, D: nn.Module, x: Tensor, pair: Pair, heads: frozenset[str]) -> dict[str, Tensor]:
         x_t = pair.x_t if self.pairwise else None
@@ -238,7 +263,7 @@ class Objective:
         x = real_input[:n].detach().requires_grad_(True)
         return x, self._run_d(D, x, pair.head(n), frozenset())
 
-    def _fake(self, G: nn.Module, schedule: Schedule, pair: Pair) -> tuple[Tensor | None, Tensor]:
+    def _fake(self, G: nn.Module, schedule: ForwardProcess, pair: Pair) -> tuple[Tensor | None, Tensor]:
         """(x0' or None, x_s'): one reverse step of G from the real x_t (gdiff/parameterization.py)."""
         return reverse_step(G, schedule, pair.x_t, pair.s, pair.t, pair.labels)
 
@@ -261,7 +286,7 @@ class Objective:
         return Losses(total, parts)
 
     # ------------------------------------------------------------------------------------------ steps
-    def discriminator_loss(self, G: nn.Module, D: nn.Module, schedule: Schedule, x0: Tensor,
+    def discriminator_loss(self, G: nn.Module, D: nn.Module, schedule: ForwardProcess, x0: Tensor,
                            labels: Tensor | None = None, step: int = 0, D_eager: nn.Module | None = None) -> Losses:
         """D-step loss. Fakes are made under no_grad: no generator graph is built or back-propagated.
 
@@ -292,7 +317,7 @@ class Objective:
                 losses.parts[f"d/logit_{side}"] = getattr(data, side)["logits"].detach().mean()
         return losses
 
-    def generator_loss(self, G: nn.Module, D: nn.Module, schedule: Schedule, x0: Tensor,
+    def generator_loss(self, G: nn.Module, D: nn.Module, schedule: ForwardProcess, x0: Tensor,
                        labels: Tensor | None = None, step: int = 0) -> Losses:
         """G-step loss on a freshly drawn pair and latent. The caller freezes D's parameters."""
         schedule = schedule.unchecked()

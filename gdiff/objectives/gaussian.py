@@ -27,6 +27,8 @@ from gdiff.parameterization import parameterization_of
 class GaussianDiffusion(Objective):
     """The denoising loss above; no discriminator is read (``reads_discriminator`` is False)."""
 
+    scalar_only = "the Gaussian baseline draws x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps"
+
     def __init__(self) -> None:
         super().__init__([], name="gaussian")
 

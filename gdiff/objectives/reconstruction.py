@@ -38,6 +38,10 @@ class Reconstruction(Term):
         super().__init__(weight, d_weight=0.0)
         self.norm, self.weighting = norm, weighting
 
+    @property
+    def scalar_only(self) -> str | None:
+        return "its snr weighting reads alpha_bar(t)" if self.weighting == "snr" else None
+
     def generator_loss(self, data: StepData) -> dict[str, Tensor]:
         if data.fake_x0 is None:
             raise ValueError("the reconstruction term compares G's x0 prediction with x0, but "
