@@ -189,3 +189,17 @@ def test_cache_folder_resolution(monkeypatch, tmp_path):
     assert stats_cache.cache_folder() == tmp_path / "xdg" / "gdiff" / "fidelity"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
     assert stats_cache.cache_folder() == Path.home() / ".cache" / "gdiff" / "fidelity"
+
+
+def test_a_crafted_digit_classifier_never_runs(tmp_path, marker):
+    from gdiff import data
+    from gdiff.eval.digit_classifier import classifier_path, digit_classifier
+
+    digits = data.build({"type": "digits"})
+    path = classifier_path(digits, None)
+    assert path.parent == tmp_path / "gdiff_cache" / "fidelity"  # gdiff's cache folder, not torch-fidelity's
+    path.parent.mkdir(parents=True)
+    crafted(path, marker, "torch")
+    with pytest.raises(ValueError, match=f"{path}: not a gdiff digit classifier file"):
+        digit_classifier(digits)
+    assert not marker.exists()

@@ -107,20 +107,30 @@ def train_classifier(x: Tensor, y: Tensor, steps: int = 600, batch: int = 128, s
 
 
 def classifier_path(source: object, cache_dir: str | Path | None) -> Path:
-    """Where the classifier of ``source`` is cached: ``<cache>/gdiff-digits-v<VERSION>-<type>-r<resolution>``."""
-    root = Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()).parent / "fidelity_cache"
+    """Where the classifier of ``source`` is cached: ``<cache>/gdiff-digits-v<VERSION>-<type>-r<resolution>``
+    (``<cache>``: gdiff's statistics cache folder, :func:`gdiff.eval.stats_cache.cache_folder`)."""
+    from gdiff.eval.stats_cache import cache_folder
+
+    root = cache_folder(cache_dir)
     name = f"{EXTRACTOR_NAME}-v{VERSION}-{type(source).__name__.lower()}-r{source.data_shape[-1]}.safetensors"
     return root / name
 
 
 def load_classifier(path: str | Path) -> tuple[DigitNet, dict[str, str]]:
-    """(classifier in eval mode, its metadata: test accuracy and test size) from a safetensors file."""
+    """(classifier in eval mode, its metadata: test accuracy and test size) from a safetensors file; ValueError
+    naming the file when it is not one (delete it: the classifier is trained again)."""
     from safetensors import safe_open
 
-    with safe_open(str(path), "pt") as f:
-        meta = dict(f.metadata() or {})
     net = DigitNet()
-    net.load_state_dict(load_file(str(path)))
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+        net.load_state_dict(load_file(str(path)))
+        float(meta["test_accuracy"])
+    except Exception as err:  # noqa: BLE001 -- any unreadable cached classifier is reported as that file's error
+        reason = str(err).splitlines()[0] if str(err) else repr(err)
+        raise ValueError(f"{path}: not a gdiff digit classifier file ({reason}); delete it and it is trained "
+                         f"again") from err
     return net.eval().requires_grad_(False), meta
 
 
