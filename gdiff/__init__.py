@@ -14,16 +14,16 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ExportedGenerator", "Schedule", "Trainer", "build", "diffusion", "load_generator", "load_recipe", "nets",
+__all__ = ["ExportedGenerator", "Schedule", "Trainer", "diffusion", "load_generator", "load_recipe", "nets",
            "objectives", "sampling"]
 
-# public name -> (module, attribute or None for the module itself). The reverse chain is gdiff.sampling.sample;
-# gdiff.sample is the command-line module (python -m gdiff.sample), so no public name shadows it.
+# public name -> (module, attribute or None for the module itself). No public name is also a submodule's name
+# (gdiff.sample, gdiff.train, gdiff.build stay modules): the reverse chain is gdiff.sampling.sample, the one
+# build is gdiff.build.build.
 _EXPORTS = {
     "ExportedGenerator": ("gdiff.export", "ExportedGenerator"),
     "Schedule": ("gdiff.diffusion", "Schedule"),
     "Trainer": ("gdiff.trainer", "Trainer"),
-    "build": ("gdiff.build", "build"),
     "diffusion": ("gdiff.diffusion", None),
     "load_generator": ("gdiff.export", "load_generator"),
     "load_recipe": ("gdiff.recipes", "load"),

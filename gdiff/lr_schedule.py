@@ -26,8 +26,8 @@ def check(kind: str, start: float, lr_min: float = 0.0, rates: tuple[float, ...]
 
 
 def lr_factor(step: int, max_steps: int, kind: str = "none", start: float = 0.0) -> float:
-    """The factor on the base learning rate at ``step`` (0-based) of a ``max_steps`` run."""
-    check(kind, start)
+    """The factor on the base learning rate at ``step`` (0-based) of a ``max_steps`` run; the settings are
+    checked once, by :func:`check` when the recipe is built, not here at every step."""
     begin = start * max_steps
     if kind == "none" or step < begin or max_steps <= 0:
         return 1.0

@@ -34,7 +34,7 @@ def test_decays_monotonically_from_one_to_zero(max_steps, kind, start):
                                                        ("linear", -0.1, "optim.decay_start")])
 def test_bad_settings_name_the_key(kind, start, match):
     with pytest.raises(ValueError, match=match):
-        lr_factor(0, 10, kind, start)
+        check(kind, start)
 
 
 def test_decays_to_lr_min():
