@@ -22,10 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gdiff import data, lr_schedule, nets, objectives, recipes
+from gdiff import data, lr_schedule, nets, objectives, processes, recipes
 from gdiff.data.maps import DataMap
 from gdiff.data.transformed import transformed
-from gdiff.diffusion import Schedule
 from gdiff.export import GeneratorConfig
 from gdiff.parameterization import parameterization_of
 
@@ -49,7 +48,7 @@ class Built:
     data_shape: tuple[int, ...]
     num_classes: int
     data_note: str
-    schedule: Schedule
+    schedule: processes.ForwardProcess
     objective: objectives.Objective
     generator: nn.Module
     discriminator: nn.Module | None
@@ -90,15 +89,16 @@ def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = Fal
     then None: enough for speed measurements, not for training). ``dry_run``: that, and the networks on the
     meta device (no memory, no initialisation; on the CPU where an operator has no meta kernel).
     """
-    schedule = Schedule.from_config(recipe.diffusion)
+    schedule = processes.from_config(recipe.diffusion)
     objective = objectives.from_config(recipe.objective)
     opt = recipe.optim
     lr_schedule.check(opt.lr_decay, opt.decay_start, opt.lr_min, (opt.lr_g, opt.lr_d))
     local, micro = batch_geometry(recipe.train, num_processes)
     source, shape, classes, note = _data(recipe.data, dry_run or stand_in_data)
-    G = _network(recipe.generator, shape, classes, "generator", dry_run)
+    G = _network(processes.generator_section(recipe.generator, schedule, shape), shape, classes, "generator", dry_run)
     param = parameterization_of(G)
     param.check(schedule)
+    objective.check_process(schedule)
     objective.check_generator(param)
     D = None
     if recipe.discriminator.get("type") == "none":
@@ -106,7 +106,7 @@ def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = Fal
             raise ValueError(f"objective '{objective.name}' reads a discriminator; discriminator.type must not be "
                              f"none")
     else:
-        D = _network(recipe.discriminator, shape, classes, "discriminator", dry_run)
+        D = _network(recipe.discriminator, schedule.state_shape(shape), classes, "discriminator", dry_run)
         objective.check(D)
         group = getattr(D, "stddev_group", 0)
         if group and micro % group:
@@ -148,7 +148,7 @@ def describe(built: Built) -> str:
     recipe = built.recipe
     lines = [yaml.safe_dump(recipe.to_dict(), sort_keys=False).rstrip(),
              f"# data: shape {list(built.data_shape)}, {built.num_classes} classes, {built.data_note}",
-             f"# diffusion: {recipe.diffusion.get('schedule')}, T = {built.schedule.num_steps}",
+             f"# diffusion: {built.schedule.name}, T = {built.schedule.num_steps}",
              f"# batch: {built.local_batch} per process, micro-batches of {built.micro_batch}"]
     for where, net in (("generator", built.generator), ("discriminator", built.discriminator)):
         if net is not None:

@@ -35,9 +35,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from gdiff import nets
+from gdiff import nets, processes
 from gdiff.data import maps
-from gdiff.diffusion import Schedule
 from gdiff.parameterization import parameterization_of
 from gdiff.sampling import ddim, sample
 
@@ -99,9 +98,11 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
                  device: str | torch.device = "cpu") -> None:
         self.config = config
         self.device = torch.device(device)
-        self.schedule = Schedule.from_config(config.diffusion)
+        self.schedule = processes.from_config(config.diffusion)
         self.data_map = maps.from_config(config.data_map)
-        G = G if G is not None else nets.build(config.generator, config.data_shape, config.num_classes, "generator")
+        G = G if G is not None else nets.build(processes.generator_section(config.generator, self.schedule,
+                                                                           config.data_shape),
+                                               config.data_shape, config.num_classes, "generator")
         parameterization_of(G).check(self.schedule)
         self.G = G.to(self.device).eval().requires_grad_(False)
 
@@ -163,7 +164,7 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         gen = torch.Generator(device=self.device).manual_seed(chunk_seed(seed, index))
-        x_T = torch.randn(size, *self.config.data_shape, generator=gen, device=self.device)
+        x_T = self.schedule.prior_sample(size, self.config.data_shape, self.device, generator=gen)
         y = None if labels is None else labels.to(self.device)
         if sampler == "ancestral":
             x0 = sample(self.G, self.schedule, x_T, y, steps=steps, generator=gen)

@@ -1,7 +1,8 @@
 """Small MLPs for low-dimensional data (the 25-Gaussians and 1-D mixtures).
 
 Generator: ``h = MLP(W_x x_t + W_e e(t) + W_z z)``, then ``x0' = Linear([h_out, x_t])`` (learned skip from x_t);
-``z_dim: 0`` drops the latent (a deterministic generator, DDGAN's "no z" ablation).
+``z_dim: 0`` drops the latent (a deterministic generator, DDGAN's "no z" ablation). ``input_shape`` [D_in] lets
+it read a wider x_t than the x0 [D] it predicts (a phase-space state (x, v) of CLD: D_in = 2 D).
 Discriminator: a shared trunk ``MLP(W_x x_prev + W_t x_t + W_e e(t))`` with one linear head per output.
 
 ``scale`` preconditions unnormalised data (``data.normalize: false``): both networks divide the points they
@@ -74,31 +75,35 @@ class _TimeLabelFeatures(nn.Module):
 
 
 class ToyGenerator(nn.Module):
-    """x0' = G(x_t, t, z): x_t [B, D], t [B], z [B, z_dim] -> [B, D].
+    """x0' = G(x_t, t, z): x_t [B, D_in], t [B], z [B, z_dim] -> [B, D].
 
-    ``z_dim`` defaults to D; ``z_dim=0`` means no latent (z is then [B, 0] and ignored).
+    ``z_dim`` defaults to D; ``z_dim=0`` means no latent (z is then [B, 0] and ignored). ``input_shape``
+    ([D_in], default ``data_shape``): the shape of x_t.
     """
 
     def __init__(self, data_shape: Sequence[int], width: int = 128, depth: int = 3, time_dim: int = 32,
                  z_dim: int | None = None, num_classes: int = 0, scale: float = 1.0, activation: str = "silu",
-                 fourier_features: int = 0, fourier_scale: float = 1.0) -> None:
+                 fourier_features: int = 0, fourier_scale: float = 1.0,
+                 input_shape: Sequence[int] | None = None) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"generator.scale must be > 0, got {scale}")
         self.scale = float(scale)
-        if len(data_shape) != 1:
-            raise ValueError(f"toy_generator handles vector data [D]; got data_shape {tuple(data_shape)}")
-        dim = int(data_shape[0])
+        input_shape = data_shape if input_shape is None else input_shape
+        if len(data_shape) != 1 or len(input_shape) != 1:
+            raise ValueError(f"toy_generator handles vector data [D]; got data_shape {tuple(data_shape)}, "
+                             f"input_shape {tuple(input_shape)}")
+        dim, in_dim = int(data_shape[0]), int(input_shape[0])
         self.z_dim = dim if z_dim is None else int(z_dim)
         if self.z_dim < 0:
             raise ValueError(f"generator.z_dim must be >= 0 (0: no latent), got {z_dim}")
         self.features = _TimeLabelFeatures(time_dim, num_classes)
-        self.fourier = _Fourier(dim, fourier_features, fourier_scale) if fourier_features else None
-        groups = [dim, time_dim] + ([self.z_dim] if self.z_dim else []) + (
+        self.fourier = _Fourier(in_dim, fourier_features, fourier_scale) if fourier_features else None
+        groups = [in_dim, time_dim] + ([self.z_dim] if self.z_dim else []) + (
             [2 * fourier_features] if self.fourier else [])
         self.trunk = _Trunk(groups, width, depth, activation)
         self.out = nn.Linear(width, dim)
-        self.skip = nn.Linear(2 * dim, dim)
+        self.skip = nn.Linear(dim + in_dim, dim)
 
     def forward(self, x_t: Tensor, t: Tensor, z: Tensor, labels: Tensor | None = None) -> Tensor:
         x_t = x_t / self.scale

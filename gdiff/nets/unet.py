@@ -21,8 +21,9 @@ from gdiff.nets.unet_blocks import UNetDecoder, UNetEncoder, make_layout
 
 
 class UNetGenerator(nn.Module):
-    """x0' = G(x_t, t, z, labels): x_t [B, C, R, R], t [B] in [0, 1], z [B, z_dim], labels [B] or None
-    -> [B, C, R, R].
+    """x0' = G(x_t, t, z, labels): x_t [B, C_in, R, R], t [B] in [0, 1], z [B, z_dim], labels [B] or None
+    -> [B, C, R, R]. ``input_shape`` ([C_in, R, R], default ``data_shape``) lets x_t be wider than x0 (a
+    phase-space state (x, v) of CLD: C_in = 2 C).
 
     ``labels=None`` or entries -1 select the null label of a class-conditional model (``num_classes > 0``);
     an unconditional model ignores labels.
@@ -32,7 +33,7 @@ class UNetGenerator(nn.Module):
                  num_res_blocks: int = 2, attention_resolutions: Sequence[int] = (16, 8),
                  num_head_channels: int | None = 64, num_heads: int = 4, dropout: float = 0.1,
                  num_groups: int = 32, z_dim: int = 100, w_dim: int = 256, mapping_layers: int = 4,
-                 num_classes: int = 0, tanh_output: bool = True) -> None:
+                 num_classes: int = 0, tanh_output: bool = True, input_shape: Sequence[int] | None = None) -> None:
         super().__init__()
         image_channels, layout = make_layout(data_shape, channels, channel_mult, num_res_blocks,
                                              attention_resolutions, num_head_channels, num_heads, num_groups,
@@ -48,7 +49,11 @@ class UNetGenerator(nn.Module):
         self.classes = ClassEmbedding(num_classes, layout.emb_dim) if num_classes else None
         self.mapping = LatentMapping(self.z_dim, int(w_dim), int(mapping_layers)) if self.z_dim else None
         style_dim = self.mapping.out_dim if self.mapping is not None else 0  # 0: plain GroupNorm, no latent
-        self.encoder = UNetEncoder(layout, image_channels, w_dim=style_dim)
+        input_shape = tuple(data_shape) if input_shape is None else tuple(input_shape)
+        if input_shape[1:] != tuple(data_shape)[1:]:
+            raise ValueError(f"generator.input_shape {input_shape} must have the resolution of data_shape "
+                             f"{tuple(data_shape)}")
+        self.encoder = UNetEncoder(layout, int(input_shape[0]), w_dim=style_dim)
         self.decoder = UNetDecoder(layout, self.encoder.skip_channels, w_dim=style_dim)
         out_ch = layout.level_channels[0]
         self.out_norm = nn.GroupNorm(layout.num_groups, out_ch, eps=1e-6)

@@ -20,7 +20,7 @@ from gdiff.processes.scalar import Schedule
 
 PROCESSES = ("scalar", "cld")
 
-__all__ = ["CLD", "PROCESSES", "ForwardProcess", "Schedule", "from_config"]
+__all__ = ["CLD", "PROCESSES", "ForwardProcess", "Schedule", "from_config", "generator_section"]
 
 
 def from_config(config: Mapping[str, Any]) -> ForwardProcess:
@@ -36,3 +36,11 @@ def from_config(config: Mapping[str, Any]) -> ForwardProcess:
             raise ValueError("diffusion.schedule picks a scalar schedule; diffusion.process cld has none: drop it")
         return CLD.from_config(config)
     return Schedule.from_config(config)
+
+
+def generator_section(section: Mapping[str, Any], process: ForwardProcess,
+                      data_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The recipe's generator section, with ``input_shape`` set when the process's state is wider than the data
+    (CLD: G reads u_t = (x_t, v_t) and predicts x0); unchanged for the scalar schedules."""
+    state = process.state_shape(tuple(data_shape))
+    return dict(section) if state == tuple(data_shape) else {**section, "input_shape": list(state)}
