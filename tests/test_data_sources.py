@@ -113,9 +113,8 @@ def test_image_folder_errors(tmp_path, folder):
     with pytest.raises(ValueError, match="data.class_folders"):
         build({"type": "image_folder", "root": folder, "resolution": 8, "class_folders": True})
     (folder / "dogs" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(OSError, match="broken.png"):
-        source = build({"type": "image_folder", "root": folder, "resolution": 8})
-        [source[i] for i in range(len(source))]
+    with pytest.raises(ValueError, match="broken.png"):  # when the folder is indexed (tests/test_data_robust.py)
+        build({"type": "image_folder", "root": folder, "resolution": 8})
 
 
 # ----------------------------------------------------------------------------------------------------- cifar10
@@ -210,7 +209,7 @@ def test_cifar10_crafted_pickle_executes_nothing(tmp_path, kind):
 
     marker = tmp_path / "pwned"
     (tmp_path / "test_batch").write_bytes(pickle.dumps({"data": payload(marker), "labels": []}, protocol=2))
-    with pytest.raises(ValueError, match=r"test_batch is not a CIFAR-10 python batch: refused global"):
+    with pytest.raises(ValueError, match=r"test_batch is not a CIFAR-10 python batch: UnpicklingError: refused global"):
         build({"type": "cifar10", "root": tmp_path, "split": "test"})
     assert not marker.exists()
 

@@ -13,6 +13,7 @@ batch stream keeps it on the device.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gdiff.data.images import check_bool, check_choice, data_root
+from gdiff.data.images import CorruptDataError, check_bool, check_choice, data_root
 from gdiff.data.source import DataSource, MissingDataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -49,24 +50,32 @@ class ArrayUnpickler(pickle.Unpickler):
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file -> (images uint8 [N, 3, 32, 32], labels int64 [N]); ValueError naming the file if malformed."""
+    """One batch file -> (images uint8 [N, 3, 32, 32], labels int64 [N]); a CorruptDataError (a ValueError)
+    naming the file if malformed.
+
+    The file (30 MB) is read into memory first, so a corrupted length field asks for no more than the file holds.
+    """
     try:
-        with open(path, "rb") as f:
-            batch = ArrayUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch: {err}") from err
+        content = path.read_bytes()
+    except OSError as err:
+        raise CorruptDataError(f"cannot read the CIFAR-10 batch {path}: {err}") from err
+    try:
+        batch = ArrayUnpickler(io.BytesIO(content), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError, OverflowError, UnicodeDecodeError) as err:
+        raise CorruptDataError(f"{path} is not a CIFAR-10 python batch: {type(err).__name__}: {err}") from err
     if not isinstance(batch, dict):
-        raise ValueError(f"{path} is not a CIFAR-10 python batch: expected a dict, got {type(batch).__name__}")
+        raise CorruptDataError(f"{path} is not a CIFAR-10 python batch: expected a dict, got {type(batch).__name__}")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     data, labels = batch.get("data"), batch.get("labels")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         got = (data.dtype, data.shape) if isinstance(data, np.ndarray) else type(data).__name__
-        raise ValueError(f"{path}: 'data' must be a uint8 array [N, 3072], got {got}")
+        raise CorruptDataError(f"{path}: 'data' must be a uint8 array [N, 3072], got {got}")
     if not isinstance(labels, list) or len(labels) != len(data) or not all(type(v) is int for v in labels):
-        raise ValueError(f"{path}: 'labels' must be a list of {len(data)} ints")
+        raise CorruptDataError(f"{path}: 'labels' must be a list of {len(data)} integers")
     labels = np.asarray(labels, dtype=np.int64)
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{path}: labels must lie in 0..9, got {labels.min()}..{labels.max()}")
+        raise CorruptDataError(f"{path}: labels must lie in 0..9, got {labels.min()}..{labels.max()}")
     return data.reshape(-1, 3, 32, 32), labels
 
 

@@ -18,6 +18,7 @@ import bisect
 import fcntl
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gdiff.data.images import check_bool, check_choice, data_root
+from gdiff.data.images import CorruptDataError, check_bool, check_choice, data_root
 from gdiff.data.source import DataSource, MissingDataError
 
 URL = "https://image-net.org/download-images.php"
@@ -40,12 +41,15 @@ _CHUNK = 4 << 20  # bytes per read; larger reads only cost memory (zipfile joins
 
 def _npy_header(stream: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     """(shape, fortran_order, dtype) of an open .npy stream, positioned at the data."""
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(stream)
-    if version in ((2, 0), (3, 0)):
-        return np.lib.format.read_array_header_2_0(stream)
-    raise ValueError(f"{where}: unsupported .npy version {version}")
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(stream)
+        if version in ((2, 0), (3, 0)):
+            return np.lib.format.read_array_header_2_0(stream)
+    except ValueError as err:
+        raise CorruptDataError(f"{where}: not a .npy array: {err}") from err
+    raise CorruptDataError(f"{where}: unsupported .npy version {version}")
 
 
 def _cache_ok(cache: Path, npz: Path, count: int) -> bool:
@@ -59,19 +63,27 @@ def _cache_ok(cache: Path, npz: Path, count: int) -> bool:
 
 def cache_batch(npz: Path, cache: Path) -> int:
     """Make ``cache`` a uint8 .npy [N, 3, 64, 64] of ``npz``'s ``data`` (kept if already complete); returns N.
+    A file that is not a readable npz archive (not a zip, truncated, a bad CRC) is a CorruptDataError naming it.
 
     The writer holds an exclusive lock on ``<cache>.lock`` (concurrent ranks wait for it, then find the cache
     complete) and writes under a temporary name renamed into place. A complete cache is only read, so it may
     sit in a read-only folder.
     """
+    try:
+        return _cache_batch(npz, cache)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+        raise CorruptDataError(f"{npz} is not a readable npz archive: {type(err).__name__}: {err}") from err
+
+
+def _cache_batch(npz: Path, cache: Path) -> int:
     width = int(np.prod(_SHAPE))
     with zipfile.ZipFile(npz) as archive:
         if "data.npy" not in archive.namelist():
-            raise ValueError(f"{npz}: no 'data' array (members: {archive.namelist()})")
+            raise CorruptDataError(f"{npz}: no 'data' array (members: {archive.namelist()})")
         with archive.open("data.npy") as member:
             shape, fortran, dtype = _npy_header(member, f"{npz}:data")
             if dtype != np.uint8 or fortran or len(shape) != 2 or shape[1] != width:
-                raise ValueError(f"{npz}: 'data' must be uint8 [N, {width}] in C order, got {dtype} {shape}")
+                raise CorruptDataError(f"{npz}: 'data' must be uint8 [N, {width}] in C order, got {dtype} {shape}")
             count = shape[0]
             if _cache_ok(cache, npz, count):
                 return count
@@ -88,7 +100,7 @@ def cache_batch(npz: Path, cache: Path) -> int:
                         while done < total:
                             chunk = member.read(min(_CHUNK, total - done))
                             if not chunk:
-                                raise ValueError(f"{npz}: 'data' ends after {done} of {total} bytes")
+                                raise CorruptDataError(f"{npz}: 'data' ends after {done} of {total} bytes")
                             out.write(chunk)
                             done += len(chunk)
                     os.replace(tmp, cache)
@@ -101,16 +113,20 @@ def cache_batch(npz: Path, cache: Path) -> int:
 
 
 def read_labels(npz: Path, count: int) -> np.ndarray:
-    """``labels`` 1..1000 of one npz batch -> int64 [count] in 0..999."""
+    """``labels`` 1..1000 of one npz batch -> int64 [count] in 0..999; integers only (floats are refused,
+    never truncated)."""
     try:
         with np.load(npz) as arrays:
-            labels = np.asarray(arrays["labels"], dtype=np.int64).reshape(-1)
-    except (KeyError, ValueError, TypeError) as err:
-        raise ValueError(f"{npz}: no readable integer 'labels' array ({err})") from err
+            labels = np.asarray(arrays["labels"]).reshape(-1)
+    except (KeyError, ValueError, TypeError, zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise CorruptDataError(f"{npz}: no readable 'labels' array ({type(err).__name__}: {err})") from err
+    if labels.dtype.kind not in "iu":
+        raise CorruptDataError(f"{npz}: 'labels' must be integers, got an array of {labels.dtype}")
+    labels = labels.astype(np.int64)
     if len(labels) != count:
-        raise ValueError(f"{npz}: {len(labels)} labels for {count} images")
+        raise CorruptDataError(f"{npz}: {len(labels)} labels for {count} images")
     if count and (labels.min() < 1 or labels.max() > 1000):
-        raise ValueError(f"{npz}: labels must lie in 1..1000, got {labels.min()}..{labels.max()}")
+        raise CorruptDataError(f"{npz}: labels must lie in 1..1000, got {labels.min()}..{labels.max()}")
     return labels - 1
 
 

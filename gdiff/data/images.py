@@ -4,6 +4,14 @@ Every image source hands out raw uint8 [C, H, W] tensors; :meth:`DataSource.to_m
 255 to 1. :func:`fit_square` is the geometry of every resized data set: scale so the SHORTER side equals
 ``resolution`` (PIL's antialiased bicubic), then crop the central ``resolution x resolution`` square
 (``left = (W' - r) // 2``, ``top = (H' - r) // 2`` on the resized image).
+
+:func:`to_rgb` turns every PIL mode into 8-bit RGB (docs/data.md, "Pixel conversion"):
+
+    16-bit grey (I;16, I;16B, I;16L, I)   v8 = round(v16 / 257), clipped to 0..255, on all three channels
+    16-bit colour PNG                      Pillow itself keeps the high byte: v8 = floor(v16 / 256)
+    alpha (RGBA, LA, PA, P with a transparent colour)   composited on white:
+                                           v = round((c a + 255 (255 - a)) / 255), a in 0..255
+    grey (L, 1), palette (P), CMYK, YCbCr  Pillow's conversion to RGB (grey repeated on the three channels)
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from torch import Tensor
 from gdiff.data.source import MissingDataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 def fit_square(image: Image.Image, resolution: int) -> Image.Image:
@@ -40,17 +50,55 @@ def to_chw(image: Image.Image) -> Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
-def load_image(path: str | os.PathLike, resolution: int) -> Tensor:
-    """Decode an image file (PNG, JPEG, WebP; any PIL mode) to RGB uint8 [3, resolution, resolution].
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image -> 8-bit RGB by the rules of the module docstring (16-bit scaled, alpha on white)."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.float64)
+        grey = np.clip(np.rint(values / 257), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ALPHA_MODES:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
+        alpha = rgba[..., 3:]
+        rgb = np.rint((rgba[..., :3] * alpha + 255 * (255 - alpha)) / 255)
+        return Image.fromarray(rgb.astype(np.uint8))
+    return image.convert("RGB")
 
-    Grey images are repeated over the three channels; an alpha channel is dropped (the stored colours are kept).
+
+def load_image(path: str | os.PathLike, resolution: int) -> Tensor:
+    """Decode an image file (PNG, JPEG, WebP; any PIL mode, :func:`to_rgb`) to RGB uint8 [3, resolution,
+    resolution]; an OSError names the file."""
+    try:
+        with Image.open(path) as image:
+            rgb = to_rgb(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise OSError(f"cannot decode image {path}: {err}") from err
+    return to_chw(fit_square(rgb, resolution))
+
+
+def check_image(path: str | os.PathLike, resolution: int) -> str | None:
+    """Why the image file cannot be used, or None: the header is read and the pixel data checked, cheaply.
+
+    PNG: ``verify()`` (every chunk's CRC, so a truncated file fails; no decompression). JPEG: decoded in
+    Pillow's draft mode at the smallest DCT scale that keeps ``resolution`` (a truncated file fails). Other
+    formats (WebP): decoded in full.
     """
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (OSError, Image.DecompressionBombError) as err:
-        raise OSError(f"cannot decode image {path}: {err}") from err
-    return to_chw(fit_square(rgb, resolution))
+            if image.format == "PNG":
+                image.verify()
+            else:
+                if image.format == "JPEG":
+                    image.draft("RGB", (resolution, resolution))
+                image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+class CorruptDataError(ValueError):
+    """A data file that exists but cannot be read as what it should be; the message names the file."""
 
 
 def check_int(key: str, value: object, minimum: int) -> int:

@@ -9,7 +9,9 @@ mode-coverage metric reads; training is unconditional (``num_classes`` 0) and th
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gdiff.data.images import check_choice, check_int, data_root
+from gdiff.data.images import CorruptDataError, check_choice, check_int, data_root
 from gdiff.data.source import DataSource, MissingDataError
 
 URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -46,14 +48,14 @@ def read_idx(path: Path, dims: int) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             content = f.read()
-    except (OSError, EOFError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from err
+    except (OSError, EOFError, zlib.error) as err:
+        raise CorruptDataError(f"cannot read {path}: {type(err).__name__}: {err}") from err
     if len(content) < 4 + 4 * dims or content[:4] != bytes([0, 0, 8, dims]):
-        raise ValueError(f"{path} is not an idx file of unsigned bytes with {dims} dimension(s)")
+        raise CorruptDataError(f"{path} is not an idx file of unsigned bytes with {dims} dimension(s)")
     shape = tuple(int(v) for v in np.frombuffer(content, dtype=">i4", count=dims, offset=4))
     data = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * dims)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says {shape} ({int(np.prod(shape))} bytes), file holds {data.size}")
+    if min(shape) < 0 or data.size != math.prod(shape):
+        raise CorruptDataError(f"{path}: header says {shape} ({math.prod(shape)} bytes), file holds {data.size}")
     return data.reshape(shape)
 
 
@@ -84,7 +86,7 @@ class StackedMNIST(DataSource):
                                    f"it should hold {_WHAT}")
         images, digits = read_idx(paths[0], 3), read_idx(paths[1], 1)
         if images.shape[1:] != (28, 28) or len(digits) != len(images) or digits.max(initial=0) > 9:
-            raise ValueError(f"{paths[0]}, {paths[1]}: expected N 28x28 images and N labels in 0..9, "
+            raise CorruptDataError(f"{paths[0]}, {paths[1]}: expected N 28x28 images and N labels in 0..9, "
                              f"got {images.shape} and {digits.shape}")
         padded = torch.nn.functional.pad(torch.from_numpy(images.copy()), (2, 2, 2, 2))
         self.raw, self.labels = stack_three(padded, torch.from_numpy(digits.astype(np.int64)), size, self.seed)
