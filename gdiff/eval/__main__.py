@@ -10,7 +10,12 @@ function of (seed, k) (:mod:`gdiff.sample`), so the gathered set, and every numb
 one a single process draws. The main process computes the metrics.
 
 Offline machines pass ``--inception-weights`` (fid, isc, kid) and ``--vgg16-weights`` (prc);
-``--feature-extractor digits`` reads digit data with gdiff's own digit classifier instead.
+``--feature-extractor digits`` reads digit data with gdiff's own digit classifier instead. Weights files are read
+without unpickling code and reference statistics live in gdiff's own cache (``--cache-dir``, default
+``$XDG_CACHE_HOME/gdiff/fidelity``; :mod:`gdiff.eval.weights`, :mod:`gdiff.eval.stats_cache`).
+
+Before the first sample is drawn, the command checks the output (a writable place for a ``.json`` file), the
+weights and the cache folder; bad input ends with one ``error:`` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import datetime
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vgg16-weights", default=None, help="torchvision VGG16 weights file (for prc)")
     parser.add_argument("--feature-extractor", default=None,
                         help="digits (gdiff's digit classifier), a torch-fidelity name, or package.module:Class")
-    parser.add_argument("--cache-dir", default=None, help="reference statistics cache ($TORCH_HOME/fidelity_cache)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="statistics cache (default $GDIFF_CACHE_DIR/fidelity, ~/.cache/gdiff/fidelity)")
     parser.add_argument("--out", type=Path, default=None, help="result JSON (default: in RUN_DIR)")
     parser.add_argument("--verbose", action="store_true", help="torch-fidelity's progress output")
     args = parser.parse_args(argv)
@@ -100,14 +107,15 @@ def reference_of(args: argparse.Namespace, source: DataSource) -> Reference | No
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; bad input ends with ``error: ...`` on stderr and exit status 1."""
+    """Run the CLI; bad input ends with ``error: ...`` on stderr and exit status 2 (SystemExit(2))."""
     args = parse_args(argv)
     from gdiff.eval.fidelity import MissingWeightsError
 
     try:
         evaluate_run(args)
     except (FileNotFoundError, ValueError, NotImplementedError, MissingWeightsError) as err:
-        raise SystemExit(f"error: {err}") from err
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def evaluate_run(args: argparse.Namespace) -> None:
@@ -118,6 +126,7 @@ def evaluate_run(args: argparse.Namespace) -> None:
     from gdiff.eval.fidelity import FidelityOptions
     from gdiff.export import load_generator
     from gdiff.metrics.mixture import mixture_metrics
+    from gdiff.outputs import check_output
 
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # as Accelerator reads it
     gen = load_generator(args.run_dir, state.device)
@@ -129,14 +138,18 @@ def evaluate_run(args: argparse.Namespace) -> None:
     options = FidelityOptions(feature_extractor=args.feature_extractor, inception_weights=args.inception_weights,
                               vgg16_weights=args.vgg16_weights, cache_dir=args.cache_dir,
                               device=state.device.type, verbose=args.verbose)
+    nfe = gen.nfe(args.steps)
+    out = args.out or args.run_dir / f"eval_{args.sampler}_nfe{nfe}_n{args.num}.json"
+    check_output(out, (".json",), what="--out" if args.out else "RUN_DIR (or --out elsewhere)")
+    if not mixture:
+        options.check(args.metrics)
+    reference = None if mixture else reference_of(args, source)
     samples, seconds = generate(gen, args, state.process_index, state.num_processes)
     if state.is_main_process:
         if mixture:
             metrics = mixture_metrics(samples, source.points, source.centres, source.mode_std)
         else:
-            metrics = image_metrics(samples, source, args.metrics, options, reference_of(args, source),
-                                    args.ref_num or REFERENCE_COUNT)
-        nfe = gen.nfe(args.steps)
+            metrics = image_metrics(samples, source, args.metrics, options, reference, args.ref_num or REFERENCE_COUNT)
         result = {
             "run_dir": str(args.run_dir), "metrics": metrics, "num_samples": len(samples), "nfe": nfe,
             "sampler": args.sampler, "seed": args.seed, "batch_size": args.batch_size,
@@ -147,7 +160,7 @@ def evaluate_run(args: argparse.Namespace) -> None:
             "samples_per_second_per_process": round(len(samples) / state.num_processes / max(seconds, 1e-9), 2),
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
-        out = args.out or args.run_dir / f"eval_{args.sampler}_nfe{nfe}_n{args.num}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         os.replace(tmp, out)

@@ -175,13 +175,19 @@ class FidelityOptions:
         return out
 
     def check(self, metrics: Sequence[str]) -> None:
-        """Everything that can fail before features are computed: the extractors are allowed, their weights
-        read safely (defaults downloaded), and the cache folder is writable. Errors name the file or flag."""
-        for name, weights, _ in self.groups(metrics):
+        """What can fail before any image is drawn: the cache folder is writable, and for the torch-fidelity
+        metrics among ``metrics`` the extractors are allowed and their weights read safely (defaults downloaded;
+        ``digits``, gdiff's classifier, is trained or read later). Errors name the file or flag."""
+        from gdiff.eval import DIGIT_FEATURES
+
+        writable_folder(stats_cache.cache_folder(self.cache_dir), "--cache-dir (the statistics cache)")
+        chosen = [m for m in metrics if m in METRICS]
+        if self.feature_extractor == DIGIT_FEATURES or not chosen:
+            return
+        for name, weights, _ in self.groups(chosen):
             check_extractor(name)
             if name in (INCEPTION, VGG16):
                 weights_state(name, weights, self.verbose)
-        writable_folder(stats_cache.cache_folder(self.cache_dir), "--cache-dir (the statistics cache)")
 
 
 def _features(images: Dataset, extractor: FeatureExtractorBase, options: FidelityOptions) -> dict[str, Tensor]:
