@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from gdiff.export import SAMPLERS, load_generator
+from gdiff.outputs import check_output
 
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -112,7 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.num < 1 or args.batch_size < 1:
         parser.error(f"--num and --batch-size must be >= 1, got {args.num} and {args.batch_size}")
     try:
+        suffix = check_output(args.out, (".npz", *GRID_SUFFIXES), folder=True)
         gen = load_generator(args.generator, args.device)
+        if suffix != ".npz" and len(gen.config.data_shape) != 3:
+            raise ValueError(f"--out {args.out}: image outputs need image samples; this generator makes data of "
+                             f"shape {list(gen.config.data_shape)}: write an .npz instead")
         labels = gen.labels(args.num, parse_labels(args.labels))
         nfe = gen.nfe(args.steps)
         start = time.perf_counter()

@@ -118,7 +118,7 @@ def test_errors_name_what_is_wrong(run_dir, tmp_path, capsys):
     missing = run(str(tmp_path), "--num", "3", "--out", str(tmp_path / "x.npz"), check=False)
     assert missing.returncode == 2 and "config.json not found" in missing.stderr
     for args, message in [(["--labels", "12"], "class indices in [0, 10)"),
-                          (["--out", str(tmp_path / "x.txt")], "unknown suffix '.txt'"),
+                          (["--out", str(tmp_path / "x.txt")], "unknown format '.txt'"),
                           (["--steps", "0"], "num_steps must be an integer >= 1")]:
         with pytest.raises(SystemExit) as exit_info:
             sample_main([str(run_dir), "--num", "3", "--out", str(tmp_path / "x.npz"), *args])
