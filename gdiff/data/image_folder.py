@@ -8,7 +8,7 @@ sub-folders of ``root`` that hold images (class k = k-th name), images under a c
 belong to it, and the labels condition the networks (``num_classes`` = number of such folders).
 
 Every file is checked when the folder is indexed, before a run directory is written
-(:func:`gdiff.data.images.check_image`: header, PNG chunk CRCs, JPEG decoded at reduced scale): with
+(:func:`gdiff.data.images.check_image`: header, PNG chunk CRCs, the JPEG end marker): with
 ``on_bad_file: error`` (default) a file that cannot be decoded is a :class:`CorruptDataError` naming it, with
 ``on_bad_file: skip`` it is left out with a warning. Pixel modes are converted by
 :func:`gdiff.data.images.to_rgb` (16-bit scaled to 8, alpha composited on white).
@@ -66,7 +66,7 @@ class ImageFolder(DataSource):
         self.files = find_images(self.root)
         if not self.files:
             raise MissingDataError(f"no images under data.root = {str(self.root)!r}; it should hold {_WHAT}")
-        bad = {path: why for path in self.files if (why := check_image(path, self.resolution)) is not None}
+        bad = {path: why for path in self.files if (why := check_image(path)) is not None}
         if bad:
             listed = "; ".join(f"{path} ({why})" for path, why in list(bad.items())[:5])
             more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""

@@ -77,20 +77,25 @@ def load_image(path: str | os.PathLike, resolution: int) -> Tensor:
     return to_chw(fit_square(rgb, resolution))
 
 
-def check_image(path: str | os.PathLike, resolution: int) -> str | None:
-    """Why the image file cannot be used, or None: the header is read and the pixel data checked, cheaply.
+def check_image(path: str | os.PathLike) -> str | None:
+    """Why the image file cannot be used, or None; cheap (about 0.1 ms for a small PNG or JPEG).
 
-    PNG: ``verify()`` (every chunk's CRC, so a truncated file fails; no decompression). JPEG: decoded in
-    Pillow's draft mode at the smallest DCT scale that keeps ``resolution`` (a truncated file fails). Other
-    formats (WebP): decoded in full.
+    The header is parsed (``Image.open``), then PNG: ``verify()`` reads every chunk and checks its CRC (a
+    truncated or damaged file fails; nothing is decompressed). JPEG: the file must end with the end-of-image
+    marker FF D9 (in its last 64 bytes), which a truncated file lacks; a full decode would cost about as much as
+    training reads it (20 ms for 1024 x 1024) and libjpeg decodes damaged entropy data with a warning anyway.
+    Other formats (WebP): decoded in full.
     """
     try:
         with Image.open(path) as image:
             if image.format == "PNG":
                 image.verify()
+            elif image.format == "JPEG":
+                with open(path, "rb") as f:
+                    f.seek(max(0, os.fstat(f.fileno()).st_size - 64))
+                    if b"\xff\xd9" not in f.read():
+                        return "truncated JPEG: no end-of-image marker"
             else:
-                if image.format == "JPEG":
-                    image.draft("RGB", (resolution, resolution))
                 image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         return f"{type(err).__name__}: {err}"
