@@ -172,3 +172,18 @@ def test_missing_weights_say_what_to_pass(monkeypatch, tmp_path):
         with pytest.raises(MissingWeightsError, match=flag):
             fidelity_metrics(real, Reference(UInt8Images(real), "offline"), [metric],
                              FidelityOptions(cache_dir=str(tmp_path)))
+
+
+def test_every_metric_equals_torch_fidelitys_own_calculate_metrics(options):
+    """gdiff extracts and caches itself but computes with torch-fidelity's functions: the numbers are those of
+    ``torch_fidelity.calculate_metrics`` (its cache off) on the same inputs, to the last bit."""
+    import torch_fidelity
+
+    from gdiff.eval.fidelity import RESULT_KEYS
+
+    real, fake = images(150, 0), perturb(images(120, 2), 0.1)
+    ours = fidelity_metrics(fake, Reference(UInt8Images(real), "test-equal"), ["fid", "isc", "kid", "prc"], options)
+    theirs = torch_fidelity.calculate_metrics(input1=UInt8Images(fake), input2=UInt8Images(real), cache=False,
+                                              feature_extractor=TINY, fid=True, isc=True, kid=True, prc=True,
+                                              kid_subset_size=120, cuda=False, save_cpu_ram=True, verbose=False)
+    assert ours == {RESULT_KEYS[k]: float(v) for k, v in theirs.items()}
