@@ -121,6 +121,8 @@ def test_a_planted_hub_cache_file_is_refused_before_unpickling(tmp_path, marker)
 def test_torch_fidelity_extractors_that_unpickle_downloads_are_refused(tmp_path):
     with pytest.raises(ValueError, match="clip-vit-b-32.*unpickling"):
         FidelityOptions(feature_extractor="clip-vit-b-32", cache_dir=str(tmp_path)).check(["fid"])
+    with pytest.raises(ValueError, match="feature extractor no_such_module:X: cannot import no_such_module"):
+        FidelityOptions(feature_extractor="no_such_module:X", cache_dir=str(tmp_path)).check(["fid"])
 
 
 def run_fid(tmp_path, key: str = "ref") -> float:

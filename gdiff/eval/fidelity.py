@@ -133,7 +133,10 @@ def register_extractor(spec: str) -> str:
     if not sep:
         raise ValueError(f"feature extractor {spec!r} is neither registered with torch-fidelity "
                          f"({sorted(FEATURE_EXTRACTORS_REGISTRY)}) nor of the form package.module:Class")
-    cls = getattr(importlib.import_module(module_name), class_name, None)
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError as err:
+        raise ValueError(f"feature extractor {spec}: cannot import {module_name} ({err})") from err
     if not (isinstance(cls, type) and issubclass(cls, FeatureExtractorBase)):
         raise ValueError(f"{spec}: not a torch_fidelity FeatureExtractorBase subclass")
     torch_fidelity.register_feature_extractor(spec, cls)
