@@ -12,8 +12,8 @@ For each recipe (CIFAR-10 DDGAN, CIFAR-10 SIDDM, ImageNet-64 SIDDM; networks, sc
   against a plain one, and the GPU-days of the recipe's schedule (``train.max_steps x train.batch_size``
   images) at the amortised rate.
 
-With ``--reference DIR`` (a directory holding the DDGAN reference's ``score_sde/``; fetch it as
-``../shared/bench/README.md`` says, for measurement only) the reference's CIFAR-10 networks are timed in the
+With ``--reference DIR`` (a directory holding ``score_sde/`` of github.com/NVlabs/denoising-diffusion-gan, e.g.
+``git archive HEAD score_sde | tar -x -C DIR``; for measurement only) the reference's CIFAR-10 networks are timed in the
 same process (fp32, its own CUDA ops; ``--reference-native`` for its pure-PyTorch path): NFE-4 sampling, a
 training iteration as its code runs it (a generator backward inside the D step, the real input always
 requiring grad) and its R1 step (gamma 0.02 on the full batch), and every CIFAR-10 DDGAN row gets its ratio to
@@ -66,7 +66,7 @@ class Spec:
     shape: tuple[int, int, int]
     classes: int
     sample_batch: int
-    train_batch: int  # the recipe's per-pass batch on one H100 (METHOD.md section 6)
+    train_batch: int  # the recipe's per-pass batch on one H100 (docs/method.md#measured-costs)
 
 
 RECIPES = {"cifar10_ddgan": Spec((3, 32, 32), 0, 500, 256),
@@ -89,7 +89,7 @@ TINY_SHAPE = (3, 16, 16)
 TINY_UNET = dict(channels=32, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[8], num_head_channels=16)
 TINY_NETS = {"ncsnpp": dict(channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[8]),
              "ddgan_small": dict(channels=16, t_emb_dim=32), "unet": TINY_UNET, "unet_discriminator": TINY_UNET}
-# the reference's CIFAR-10 generator configuration (its README's training command; from ../shared/bench)
+# the reference's CIFAR-10 generator configuration (its README's training command)
 REF_CIFAR10 = dict(image_size=32, num_channels=3, centered=True, num_channels_dae=128, n_mlp=4, ch_mult=[1, 2, 2, 2],
                    num_res_blocks=2, attn_resolutions=(16,), dropout=0., resamp_with_conv=True, conditional=True,
                    fir=True, fir_kernel=[1, 3, 3, 1], skip_rescale=True, resblock_type='biggan', progressive='none',

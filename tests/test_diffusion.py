@@ -1,4 +1,4 @@
-"""Checks of gdiff.diffusion against an independent float64 reference (METHOD.md section 1).
+"""Checks of gdiff.diffusion against an independent float64 reference (docs/method.md#forward-process-and-posterior).
 
 The reference below (``Spec``) recomputes every quantity from the formulas in numpy, without touching
 Schedule internals, and in forms that avoid cancellation (1 - abar of the cosine schedule as sin^2, the vp

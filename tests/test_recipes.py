@@ -42,7 +42,7 @@ def test_shipped_recipe_loads_and_builds(path):
     assert "# generator (" in out and " parameters" in out
 
 
-# METHOD.md sections 2 and 3: what each paper recipe must say (flattened keys).
+# docs/method.md#ddgan-hyper-parameters and #siddm-settings: what each paper recipe must say (flattened keys).
 PAPER = {
     "cifar10_ddgan": {"diffusion.schedule": "vp", "diffusion.num_steps": 4, "generator.channels": 128,
                       "generator.channel_mult": [1, 2, 2, 2], "generator.mapping_layers": 5,

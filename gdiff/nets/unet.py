@@ -5,7 +5,7 @@ block; ``w = LatentMapping(z)`` [B, w_dim] drives adaptive GroupNorm in every re
 the generator multimodal (``z_dim: 0``: no latent, plain GroupNorm, DDGAN's "no z" ablation). Encoder and
 decoder are ``gdiff.nets.unet_blocks``; the output is
 ``conv(SiLU(GroupNorm(h)))`` with the conv zero-initialised, then tanh (``tanh_output``) for data in [-1, 1].
-Defaults are the SIDDM CIFAR-10 table (METHOD.md section 3).
+Defaults are the SIDDM CIFAR-10 table (docs/method.md#siddm-settings).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class UNetDiscriminator(nn.Module):
     """D(x_prev, t, x_t=None, labels=None, heads=()) -> logits [B], or a dict with ``"logits"`` and each
     requested head when ``heads`` is non-empty. x_prev, x_t: [B, C, R, R]; t [B]; labels [B] or None.
 
-    Defaults are the SIDDM CIFAR-10 table (METHOD.md section 3).
+    Defaults are the SIDDM CIFAR-10 table (docs/method.md#siddm-settings).
     """
 
     def __init__(self, data_shape: Sequence[int], channels: int = 256, channel_mult: Sequence[int] = (2, 2, 2),
