@@ -67,8 +67,9 @@ def test_the_crafted_files_run_code_when_unpickled(tmp_path, marker, kind):
 @pytest.mark.parametrize("kind,name", [("torch", "evil.pth"), ("pickle", "evil.pth"), ("pickle", "evil.safetensors")])
 def test_crafted_weights_are_refused_and_never_run(tmp_path, marker, kind, name):
     path = crafted(tmp_path / name, marker, kind)
-    with pytest.raises(ValueError, match=f"--inception-weights: {path} is not a plain weights file"):
+    with pytest.raises(ValueError, match=f"--inception-weights: {path} is not a plain weights file") as err:
         weights.load_state_dict(path, "--inception-weights")
+    assert "\n" not in str(err.value) and "Re-running" not in str(err.value)  # one line, no advice to unpickle
     real = images(20, 0)
     for flag, metric in (("inception_weights", "fid"), ("vgg16_weights", "prc")):
         options = FidelityOptions(**{flag: str(path)}, cache_dir=str(tmp_path / "cache"))

@@ -76,7 +76,8 @@ def load_state_dict(path: str | Path, what: str = "weights") -> dict[str, Tensor
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 -- any failure of an untrusted file is reported as that file's error
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        reason = lines[1] if lines[0].startswith("Weights only load failed") and len(lines) > 1 else lines[0]
         raise ValueError(f"{what}: {path} is not a plain weights file (safetensors, or a PyTorch file of tensors "
                          f"only); refused without running it: {reason}") from err
     if not (isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items())):
