@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gdiff import load_generator
+from gdiff import load_generator, recipes
 from gdiff.convert.__main__ import main
 from gdiff.sample import main as sample_main
 
@@ -48,6 +48,8 @@ def test_converted_folder_samples(name: str, tmp_path: Path) -> None:
     assert config["generator"]["time_input"] == "index"
     assert config["generator"]["time_steps"] == config["diffusion"]["num_steps"] == 4
     assert config["diffusion"]["eps"] == 0.0
+    recipe = recipes.load(out / "recipe.yaml")  # what gdiff.eval reads for the data set to compare with
+    assert recipe.generator == config["generator"] and recipe.diffusion == config["diffusion"]
     images = gen.sample(3, seed=1, batch_size=2)
     assert images.shape == (3, 3, 32, 32) and images.abs().max() <= 1 and images.std() > 0.05
     assert sample_main([str(out), "--num", "2", "--out", str(tmp_path / "s.npz"), "--device", "cpu"]) is None

@@ -5,7 +5,9 @@ images (the data map), the channel order of its model space against gdiff's, and
 recipe must declare. :func:`convert` reads the checkpoint safely (checkpoint.py), builds the recipe's
 ``ncsnpp`` generator with the reference's time conditioning (``time_input: index``), maps every weight by name
 (ncsnpp_names.py), selects the diffusion section that reproduces the reference chain (schedule.py), and writes
-``config.json`` + ``model.safetensors``. Every check runs before the output folder is created.
+``config.json`` + ``model.safetensors``, plus ``recipe.yaml``: the recipe with those generator and diffusion
+sections, so ``python -m gdiff.eval DIR`` finds the data set to compare with. Every check runs before the output
+folder is created.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from torch import Tensor
 
 from gdiff import nets, recipes
@@ -24,6 +27,8 @@ from gdiff.convert.ncsnpp_names import convert_state
 from gdiff.convert.schedule import reference_diffusion
 from gdiff.export import ExportedGenerator, GeneratorConfig
 
+RECIPE = "recipe.yaml"
+RECIPE_HEADER = "# written by gdiff.convert: the recipe of a converted reference generator (config.json beside it)\n"
 PIXELS = {"type": "pixels", "max_value": 255.0}  # torchvision ToTensor + Normalize(0.5, 0.5): x = raw / 127.5 - 1
 
 
@@ -94,6 +99,8 @@ def convert(family: Family, checkpoint: str | Path, recipe_path: str | Path, out
     G.load_state_dict(weights, strict=True)
     config = GeneratorConfig(generator=section, diffusion=diffusion, data_shape=shape, num_classes=0,
                              data_map=dict(family.data_map))
+    converted = recipes.from_dict({**recipe.to_dict(), "generator": section, "diffusion": diffusion}, str(recipe_path))
     exported = ExportedGenerator(config, G)
     exported.save_pretrained(out)
+    (out / RECIPE).write_text(RECIPE_HEADER + yaml.safe_dump(converted.to_dict(), sort_keys=False))
     return exported
