@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", default=None,
                         help="statistics cache (default $GDIFF_CACHE_DIR/fidelity, ~/.cache/gdiff/fidelity)")
     parser.add_argument("--out", type=Path, default=None, help="result JSON (default: in RUN_DIR)")
+    parser.add_argument("--protocol", choices=("gdiff", "ddgan"), default="gdiff",
+                        help="gdiff: lossless samples; ddgan: the DDGAN/WaveDiff papers' JPEG samples, 50,000, train "
+                             "split (gdiff/eval/protocols.py, docs/pretrained.md)")
     parser.add_argument("--verbose", action="store_true", help="torch-fidelity's progress output")
     args = parser.parse_args(argv)
     if args.num < 1 or args.batch_size < 1:
@@ -133,6 +136,12 @@ def evaluate_run(args: argparse.Namespace) -> None:
     source = reference_source(args)
     mixture = getattr(source, "centres", None) is not None
     check_metrics(args.metrics, source)
+    from gdiff.eval.protocols import PROTOCOLS
+
+    protocol = PROTOCOLS[args.protocol]
+    if mixture and protocol.jpeg:
+        raise ValueError(f"--protocol {args.protocol} is for images; the data set is a 2-D mixture")
+    protocol.check(args.num, "train" if args.ref else getattr(source, "split", "train"))
     if not mixture and not args.metrics:
         raise ValueError("--metrics is required for image data (fid, isc, kid, prc, modes)")
     options = FidelityOptions(feature_extractor=args.feature_extractor, inception_weights=args.inception_weights,
@@ -149,10 +158,11 @@ def evaluate_run(args: argparse.Namespace) -> None:
         if mixture:
             metrics = mixture_metrics(samples, source.points, source.centres, source.mode_std)
         else:
-            metrics = image_metrics(samples, source, args.metrics, options, reference, args.ref_num or REFERENCE_COUNT)
+            metrics = image_metrics(protocol.prepare(samples), source, args.metrics, options, reference,
+                                    args.ref_num or REFERENCE_COUNT)
         result = {
             "run_dir": str(args.run_dir), "metrics": metrics, "num_samples": len(samples), "nfe": nfe,
-            "sampler": args.sampler, "seed": args.seed, "batch_size": args.batch_size,
+            "sampler": args.sampler, "seed": args.seed, "batch_size": args.batch_size, "protocol": args.protocol,
             "reference": str(args.ref) if args.ref else source.name,
             "feature_extractor": args.feature_extractor or "default (inception-v3-compat; vgg16 for prc)",
             "processes": state.num_processes, "device": str(state.device),
