@@ -8,7 +8,8 @@ FileNotFoundError naming the key, raised before anything is written. The checks:
 * the generator's parameterisation and transition against the objective (``Objective.check_generator``) and
   against the forward process (``Parameterization.check``: eps needs alpha_bar(1) >= 1e-6);
 * batch geometry: train.batch_size over processes and micro-batches, D's minibatch-stddev groups;
-* learning-rate decay (``lr_schedule.check``).
+* learning-rate decay (``lr_schedule.check``);
+* evaluation: image metrics only for images, and their offline weight files present.
 
 No check is left inside a training or sampling step: the steps run on what was built here.
 """
@@ -113,7 +114,20 @@ def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = Fal
             raise ValueError(f"the discriminator's minibatch-stddev groups of {group} need a per-process "
                              f"micro-batch divisible by {group}; got {micro}: adjust train.batch_size or "
                              f"train.micro_batch")
+    _check_eval(recipe.eval, shape)
     return Built(recipe, source, shape, classes, note, schedule, objective, G, D, local, micro)
+
+
+def _check_eval(cfg: recipes.EvalConfig, shape: tuple[int, ...]) -> None:
+    """Image metrics only for images; their weight files must exist (read when the first evaluation runs)."""
+    if not cfg.metrics:
+        return
+    if len(shape) != 3:
+        raise ValueError(f"eval.metrics {list(cfg.metrics)} are image metrics; the data has shape {list(shape)} "
+                         f"(leave eval.metrics empty for points: they always get the mixture metrics)")
+    from gdiff.eval import options_from_config
+
+    options_from_config(cfg)
 
 
 def _data(section: dict[str, Any], stand_in: bool) -> tuple[data.DataSource | None, tuple[int, ...], int, str]:

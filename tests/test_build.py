@@ -23,6 +23,9 @@ BROKEN = {
     "no D for a GAN": ("mog25_siddm", ["discriminator={type: none}"], "discriminator.type must not be none"),
     "x_prev with x0 D": ("mog25_siddm_x0_disc", ["generator.parameterization=x_prev"], "needs an x0 prediction"),
     "batch over processes": ("mog25_siddm", ["train.micro_batch=3", "train.batch_size=512"], "train.micro_batch"),
+    "image metric on points": ("mog25_siddm", ["eval.metrics=[fid]"], "are image metrics"),
+    "offline weights missing": ("digits_siddm", ["eval.metrics=[fid]", "eval.inception_weights=/no/pt.pth"],
+                                "/no/pt.pth not found"),
 }
 
 

@@ -11,16 +11,16 @@ else (raw examples, labels, in-memory storage) is the inner source's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
 
+from gdiff import sections
 from gdiff.data.latent_source import LatentSource
 from gdiff.data.maps import HaarMap
 from gdiff.data.source import DataSource
-
-TRANSFORMS = ("haar", "latent")  # the latent space: gdiff/data/latent_source.py
 
 
 class HaarSource(DataSource):
@@ -48,13 +48,16 @@ class HaarSource(DataSource):
         return self.inner[index]
 
 
+# data.transform type -> the wrapping source, built as cls(inner source, **keywords); latent:
+# gdiff/data/latent_source.py
+TRANSFORMS: dict[str, type[DataSource]] = {"haar": HaarSource, "latent": LatentSource}
+
+
 def transformed(source: DataSource, spec: str | Mapping[str, Any]) -> DataSource:
     """Wrap ``source`` by the recipe's ``data.transform``: a name or ``{type: NAME, ...keywords}``."""
     kwargs = dict(spec) if isinstance(spec, Mapping) else {"type": spec}
     kind = kwargs.pop("type", None)
     if kind not in TRANSFORMS:
-        raise ValueError(f"data.transform must be one of {TRANSFORMS} or {{type: NAME, ...}}, got {spec!r}")
-    try:
-        return (LatentSource if kind == "latent" else HaarSource)(source, **kwargs)
-    except TypeError as err:
-        raise ValueError(f"data.transform ({kind}): {err}") from err
+        raise ValueError(f"data.transform must be one of {sorted(TRANSFORMS)} or {{type: NAME, ...}}, got {spec!r}")
+    return sections.call(functools.partial(TRANSFORMS[kind], source), kwargs, "data.transform")
+
