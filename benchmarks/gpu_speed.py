@@ -1,7 +1,8 @@
 """GPU speed of the paper networks: sampling and training in fp32, bf16 and compiled, beside the DDGAN reference.
 
-For each recipe (CIFAR-10 DDGAN, CIFAR-10 SIDDM, ImageNet-64 SIDDM; networks, schedule and objective from
-``recipes/``) and each mode (:data:`MODES`: dtype, memory layout, torch.compile), in one process:
+For each recipe (CIFAR-10 DDGAN, CIFAR-10 SIDDM, ImageNet-64 SIDDM; data shape, networks, schedule, objective and
+per-pass batch built from ``recipes/`` by ``gdiff.build.build``, the data set standing in by its shape) and each
+mode (:data:`MODES`: dtype, memory layout, torch.compile), in one process:
 
 * ``sample``: the NFE-T reverse chain ``gdiff.sampling.sample`` on a batch of ``--sample-batch``; images/s.
 * ``train``: one iteration as the Trainer runs it (D step: ``objective.discriminator_loss`` backward, Adam;
@@ -52,26 +53,17 @@ from speed import GlobalFlopCounter  # benchmarks/speed.py: a FLOP counter that 
 from timm.utils import ModelEmaV3
 from torch import nn
 
-from gdiff import nets, objectives
-from gdiff.diffusion import Schedule
+from gdiff import objectives, recipes
+from gdiff.build import Built, build
 from gdiff.objectives.r1 import R1Penalty
-from gdiff.recipes import parse_yaml
 from gdiff.sampling import sample
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
-class Spec:
-    shape: tuple[int, int, int]
-    classes: int
-    sample_batch: int
-    train_batch: int  # the recipe's per-pass batch on one H100 (docs/method.md#measured-costs)
-
-
-RECIPES = {"cifar10_ddgan": Spec((3, 32, 32), 0, 500, 256),
-           "cifar10_siddm": Spec((3, 32, 32), 0, 500, 64),
-           "imagenet64_siddm": Spec((3, 64, 64), 1000, 100, 32)}
+# recipe -> sampling batch; the training batch is the recipe's per-pass batch on one GPU (``Built.micro_batch``:
+# 256, 64 and 32 images, docs/method.md#measured-costs)
+RECIPES = {"cifar10_ddgan": 500, "cifar10_siddm": 500, "imagenet64_siddm": 100}
 
 
 @dataclass(frozen=True)
@@ -84,11 +76,11 @@ class Mode:
 MODES = {"fp32": Mode(None, False, False), "fp32_compile": Mode(None, False, True),
          "bf16": Mode(torch.bfloat16, False, False), "bf16_cl": Mode(torch.bfloat16, True, False),
          "bf16_cl_compile": Mode(torch.bfloat16, True, True)}
-# --tiny: the same network types, a few channels at 16 x 16 px (a smoke run of every code path, not a benchmark)
-TINY_SHAPE = (3, 16, 16)
-TINY_UNET = dict(channels=32, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[8], num_head_channels=16)
-TINY_NETS = {"ncsnpp": dict(channels=16, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[8]),
-             "ddgan_small": dict(channels=16, t_emb_dim=32), "unet": TINY_UNET, "unet_discriminator": TINY_UNET}
+# --tiny: the same network types with a few channels and two levels, attention at the second (a smoke run of
+# every code path at the recipe's resolution, not a benchmark)
+TINY_UNET = ["channels=32", "channel_mult=[1, 2]", "num_res_blocks=1", "num_head_channels=16", "attention"]
+TINY_NETS = {"ncsnpp": ["channels=16", "channel_mult=[1, 2]", "num_res_blocks=1", "attention"],
+             "ddgan_small": ["channels=16", "t_emb_dim=32"], "unet": TINY_UNET, "unet_discriminator": TINY_UNET}
 # the reference's CIFAR-10 generator configuration (its README's training command)
 REF_CIFAR10 = dict(image_size=32, num_channels=3, centered=True, num_channels_dae=128, n_mlp=4, ch_mult=[1, 2, 2, 2],
                    num_res_blocks=2, attn_resolutions=(16,), dropout=0., resamp_with_conv=True, conditional=True,
@@ -138,36 +130,28 @@ def count_flops(fn: Callable[[], Any]) -> float:
 
 
 # ---------------------------------------------------------------------------------------- gdiff cases
-@dataclass
-class Built:
-    G: nn.Module
-    D: nn.Module | None
-    schedule: Schedule
-    objective: objectives.Objective
-    section: dict  # the recipe's objective section
-    shape: tuple[int, ...]
-    classes: int
-    lazy: int  # lazy R1 period (0: no R1)
-    images: int  # images in the recipe's schedule: train.max_steps x train.batch_size
+def load(recipe: str, tiny: bool) -> recipes.Recipe:
+    """The shipped recipe; with ``tiny``, its networks shrunk to :data:`TINY_NETS` at the same resolution."""
+    path = ROOT / "recipes" / f"{recipe}.yaml"
+    if not tiny:
+        return recipes.load(path)
+    full = recipes.load(path)
+    resolution = build(full, dry_run=True, stand_in_data=True).data_shape[-1]
+    overrides = [f"{where}.{key}" if key != "attention" else f"{where}.attention_resolutions=[{resolution // 2}]"
+                 for where in ("generator", "discriminator")
+                 for key in TINY_NETS.get(getattr(full, where)["type"], [])]
+    return recipes.load(path, overrides)
 
 
-def build(recipe: str, tiny: bool, device: torch.device) -> Built:
-    raw = parse_yaml((ROOT / "recipes" / f"{recipe}.yaml").read_text())
-    spec = RECIPES[recipe]
-    shape, classes = (TINY_SHAPE, min(spec.classes, 10)) if tiny else (spec.shape, spec.classes)
-    sections = {}
-    for key in ("generator", "discriminator"):
-        section = dict(raw[key])
-        sections[key] = {**section, **TINY_NETS.get(section["type"], {})} if tiny else section
-    torch.manual_seed(0)
-    G = nets.build(sections["generator"], shape, classes, "generator").to(device)
-    D = nets.build(sections["discriminator"], shape, classes, "discriminator").to(device)
-    objective = objectives.from_config(raw["objective"])
-    objective.check(D)
+def lazy_period(objective: objectives.Objective) -> int:
+    """The lazy R1 period of ``objective`` (0: no R1 term)."""
     r1 = [t for t in objective.terms if isinstance(t, R1Penalty)]
-    train = raw.get("train", {})
-    return Built(G, D, Schedule.from_config(raw["diffusion"]), objective, dict(raw["objective"]), shape, classes,
-                 r1[0].every if r1 else 0, int(train.get("max_steps", 0)) * int(train.get("batch_size", 0)))
+    return r1[0].every if r1 else 0
+
+
+def schedule_images(recipe: recipes.Recipe) -> int:
+    """Images in the recipe's schedule: train.max_steps x train.batch_size."""
+    return recipe.train.max_steps * recipe.train.batch_size
 
 
 def _fmt(mode: Mode) -> torch.memory_format:
@@ -176,8 +160,8 @@ def _fmt(mode: Mode) -> torch.memory_format:
 
 def _inputs(b: Built, batch: int, device: torch.device, mode: Mode, seed: int) -> tuple[torch.Tensor, Any]:
     gen = torch.Generator(device=device).manual_seed(seed)
-    x = (torch.rand(batch, *b.shape, generator=gen, device=device) * 2 - 1).contiguous(memory_format=_fmt(mode))
-    labels = torch.randint(b.classes, (batch,), generator=gen, device=device) if b.classes else None
+    x = (torch.rand(batch, *b.data_shape, generator=gen, device=device) * 2 - 1).contiguous(memory_format=_fmt(mode))
+    labels = torch.randint(b.num_classes, (batch,), generator=gen, device=device) if b.num_classes else None
     return x, labels
 
 
@@ -196,9 +180,9 @@ def trainer(b: Built, G: nn.Module, D: nn.Module, D_eager: nn.Module, objective:
     """One Trainer iteration at ``step`` (D step, G step with D frozen, EMA)."""
     x0, labels = _inputs(b, batch, device, mode, seed=2)
     fused = {"fused": True} if device.type == "cuda" else {}
-    opt_g = torch.optim.Adam(b.G.parameters(), lr=1e-6, betas=(0.5, 0.9), **fused)
-    opt_d = torch.optim.Adam(b.D.parameters(), lr=1e-6, betas=(0.5, 0.9), **fused)
-    ema = ModelEmaV3(b.G, decay=0.9999, use_warmup=False).requires_grad_(False)
+    opt_g = torch.optim.Adam(b.generator.parameters(), lr=1e-6, betas=(0.5, 0.9), **fused)
+    opt_d = torch.optim.Adam(b.discriminator.parameters(), lr=1e-6, betas=(0.5, 0.9), **fused)
+    ema = ModelEmaV3(b.generator, decay=0.9999, use_warmup=False).requires_grad_(False)
     autocast = dict(device_type=device.type, dtype=mode.autocast or torch.bfloat16, enabled=mode.autocast is not None)
 
     def run() -> None:
@@ -207,14 +191,14 @@ def trainer(b: Built, G: nn.Module, D: nn.Module, D_eager: nn.Module, objective:
             losses = objective.discriminator_loss(G, D, b.schedule, x0, labels, step, D_eager=D_eager)
         losses.total.backward()
         opt_d.step()
-        b.D.requires_grad_(False)
+        b.discriminator.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
         with torch.autocast(**autocast):
             losses = objective.generator_loss(G, D, b.schedule, x0, labels, step)
         losses.total.backward()
         opt_g.step()
-        b.D.requires_grad_(True)
-        ema.update(b.G, step=step)
+        b.discriminator.requires_grad_(True)
+        ema.update(b.generator, step=step)
     return run
 
 
@@ -231,9 +215,9 @@ def row(recipe: str, case: str, mode: str, batch: int, seconds: float, peak: flo
 def run_recipe(recipe: str, args: argparse.Namespace, clock: Clock, matmul: dict[str, float],
                emit: Callable[[dict], None]) -> None:
     """Every mode of ``args.modes`` on fresh networks: sampling, a plain and R1 training steps, the summary."""
-    device, spec = clock.device, RECIPES[recipe]
-    batches = {"sample": args.sample_batch or (4 if args.tiny else spec.sample_batch),
-               "train": args.train_batch or (8 if args.tiny else spec.train_batch)}
+    device, recipe_ = clock.device, load(recipe, args.tiny)
+    batches = {"sample": args.sample_batch or (4 if args.tiny else RECIPES[recipe]),
+               "train": args.train_batch or (8 if args.tiny else build(recipe_, dry_run=True).micro_batch)}
     flops: dict[str, float] = {}  # per case, counted once on the eager networks of the first mode
 
     def measure(case: str, mode_name: str, make: Callable[[bool], Callable[[], Any]], **extra: Any) -> float | None:
@@ -251,40 +235,42 @@ def run_recipe(recipe: str, args: argparse.Namespace, clock: Clock, matmul: dict
 
     def one_mode(mode_name: str) -> None:
         mode = MODES[mode_name]
-        b = build(recipe, args.tiny, device)
-        b.G.to(memory_format=_fmt(mode))
-        b.D.to(memory_format=_fmt(mode))
+        torch.manual_seed(0)
+        b = build(recipe_, stand_in_data=True)
+        G, D = b.generator.to(device, memory_format=_fmt(mode)), b.discriminator.to(device, memory_format=_fmt(mode))
         compile_ = dict(mode=args.compile_mode, backend=args.compile_backend)
-        nets_ = {False: (b.G, b.D), True: (torch.compile(b.G, **compile_), torch.compile(b.D, **compile_))
-                 if mode.compile else (b.G, b.D)}
+        nets_ = {False: (G, D), True: (torch.compile(G, **compile_), torch.compile(D, **compile_))
+                 if mode.compile else (G, D)}
         if "sample" in args.cases:
-            b.G.eval()
+            G.eval()
             measure("sample", mode_name, lambda c: sampler(b, nets_[c][0], batches["sample"], mode, device),
                     nfe=b.schedule.num_steps)
-            b.G.train()
+            G.train()
         if "train" not in args.cases:
             return
+        lazy = lazy_period(b.objective)
         steps = {"train": (b.objective, 1)}
-        if b.lazy:
+        if lazy:
             for f in args.r1_fractions:
-                steps[f"train_r1 {f:g}"] = (objectives.from_config({**b.section, "r1_batch_fraction": f}), 0)
+                steps[f"train_r1 {f:g}"] = (objectives.from_config({**recipe_.objective, "r1_batch_fraction": f}), 0)
         results: dict[str, float] = {}
         for case, (objective, step) in steps.items():
-            sub = objective.grad_batch_size(b.D, batches["train"]) if objective.double_backward(step) else None
+            sub = objective.grad_batch_size(D, batches["train"]) if objective.double_backward(step) else None
             seconds = measure(case, mode_name, lambda c, o=objective, s=step: trainer(
-                b, *nets_[c], b.D, o, batches["train"], mode, device, s), r1_batch=sub)
+                b, *nets_[c], D, o, batches["train"], mode, device, s), r1_batch=sub)
             if seconds is not None:
                 results[case] = seconds
         plain = results.pop("train", None)
         if plain is None:
             return
-        for case, r1_seconds in (results if b.lazy else {"": plain}).items():  # case: "train_r1 f"
-            amortised = ((b.lazy - 1) * plain + r1_seconds) / b.lazy if b.lazy else plain
+        images = schedule_images(recipe_)
+        for case, r1_seconds in (results if lazy else {"": plain}).items():  # case: "train_r1 f"
+            amortised = ((lazy - 1) * plain + r1_seconds) / lazy if lazy else plain
             rate = batches["train"] / amortised
             emit(dict(recipe=recipe, case=f"train amortised {case.removeprefix('train_')}".strip(), mode=mode_name,
-                      batch=batches["train"], lazy_reg=b.lazy or None, images_per_s=round(rate, 2),
-                      r1_vs_plain=round(r1_seconds / plain, 3) if b.lazy else None, schedule_images=b.images,
-                      projected_gpu_days=round(b.images / rate / 86400, 2)))
+                      batch=batches["train"], lazy_reg=lazy or None, images_per_s=round(rate, 2),
+                      r1_vs_plain=round(r1_seconds / plain, 3) if lazy else None, schedule_images=images,
+                      projected_gpu_days=round(images / rate / 86400, 2)))
 
     for mode_name in args.modes:
         one_mode(mode_name)  # its networks and optimisers are freed on return
@@ -348,8 +334,8 @@ def run_reference(args: argparse.Namespace, clock: Clock, matmul: dict[str, floa
     """Images/s of the reference's cases; ``train amortised``: lazy R1 every 15 steps."""
     device = clock.device
     G, D = reference_networks(args.reference, args.reference_native, device)
-    sample_batch = args.sample_batch or RECIPES["cifar10_ddgan"].sample_batch
-    train_batch = args.train_batch or RECIPES["cifar10_ddgan"].train_batch
+    sample_batch = args.sample_batch or RECIPES["cifar10_ddgan"]
+    train_batch = args.train_batch or build(load("cifar10_ddgan", False), dry_run=True).micro_batch
     cases, rates, seconds = reference_cases(G, D, sample_batch, train_batch, device), {}, {}
     for case, fn in cases.items():
         if case.split("_")[0] not in args.cases:
