@@ -96,3 +96,24 @@ def test_phase_space_objectives_call_only_the_process():
     x0 = torch.randn(16, 2)
     losses = obj.generator_loss(built.generator, built.discriminator, built.schedule, x0)
     assert math.isfinite(losses.total.item()) and "g/afd_ce" in losses.parts
+
+
+def test_cld_steps_and_sampler_read_no_tensor_on_the_host():
+    """On the meta device any host read raises: CLD's D and G steps (DDGAN with R1, SIDDM with whitened AFD and
+    denoising) and the sampler run through, so they never synchronise with a GPU; the checked process does read."""
+    from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
+
+    cld = CLD(num_steps=2)
+    G = ToyGenerator((2,), width=8, depth=1, time_dim=4, input_shape=(4,)).to("meta")
+    pairwise = ToyDiscriminator((4,), width=8, depth=1, time_dim=4, pairwise=True).to("meta")
+    marginal = ToyDiscriminator((4,), width=8, depth=1, time_dim=4, pairwise=False,
+                                heads=("regression", "denoised")).to("meta")
+    x = torch.empty(8, 2, device="meta")
+    assert sample(G, cld, cld.prior_sample(8, (2,), device="meta")).shape == (8, 2)
+    for objective, D in ((objectives.ddgan(r1_gamma=0.1, lazy_reg=1), pairwise),
+                         (objectives.siddm(afd_weighting="inverse_beta", denoise_weight=1.0), marginal)):
+        objective.discriminator_loss(G, D, cld, x).total.backward()
+        objective.generator_loss(G, D, cld, x).total.backward()
+    s, t = cld.unchecked().sample_times(8, device="meta")
+    with pytest.raises(RuntimeError, match="meta"):
+        cld.q_sample(x, t)
