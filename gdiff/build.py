@@ -69,16 +69,16 @@ def generator_config(recipe: recipes.Recipe, data_shape: tuple[int, ...], num_cl
                            data_shape=tuple(data_shape), num_classes=int(num_classes), data_map=data_map.config())
 
 
-def batch_geometry(cfg: recipes.TrainConfig, processes: int) -> tuple[int, int]:
-    """(per-process batch, per-process micro-batch) of ``train.batch_size`` over ``processes``."""
-    if cfg.batch_size % processes:
+def batch_geometry(cfg: recipes.TrainConfig, num_processes: int) -> tuple[int, int]:
+    """(per-process batch, per-process micro-batch) of ``train.batch_size`` over ``num_processes``."""
+    if cfg.batch_size % num_processes:
         raise ValueError(f"train.batch_size={cfg.batch_size} must be divisible by the number of processes "
-                         f"({processes})")
-    local = cfg.batch_size // processes
+                         f"({num_processes})")
+    local = cfg.batch_size // num_processes
     micro = cfg.micro_batch or local
     if local % micro:
         raise ValueError(f"train.micro_batch={micro} must divide the per-process batch {local} "
-                         f"(train.batch_size={cfg.batch_size} over {processes} process(es))")
+                         f"(train.batch_size={cfg.batch_size} over {num_processes} process(es))")
     return local, micro
 
 
@@ -97,6 +97,7 @@ def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = Fal
     local, micro = batch_geometry(recipe.train, num_processes)
     source, shape, classes, note = _data(recipe.data, dry_run or stand_in_data)
     G = _network(processes.generator_section(recipe.generator, schedule, shape), shape, classes, "generator", dry_run)
+    _check_time_input(recipe.generator, schedule)
     param = parameterization_of(G)
     param.check(schedule)
     objective.check_process(schedule)
@@ -116,6 +117,19 @@ def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = Fal
                              f"train.micro_batch")
     _check_eval(recipe.eval, shape)
     return Built(recipe, source, shape, classes, note, schedule, objective, G, D, local, micro)
+
+
+def _check_time_input(section: dict[str, Any], process: Any) -> None:
+    """A generator that embeds integer step indices (``time_input: index``, the DDGAN code's convention) needs
+    the process's grid of exactly ``time_steps`` steps, with training times drawn on it."""
+    if section.get("time_input") != "index":
+        return
+    grid = getattr(process, "time_sampling", None) == "grid"
+    if section.get("time_steps") != process.num_steps or not grid:
+        raise ValueError(f"generator.time_input index embeds step indices of a {section.get('time_steps')}-step "
+                         f"grid: set diffusion.num_steps to {section.get('time_steps')} and diffusion.time_sampling "
+                         f"to grid (got num_steps {process.num_steps}, time_sampling "
+                         f"{getattr(process, 'time_sampling', None)})")
 
 
 def _check_eval(cfg: recipes.EvalConfig, shape: tuple[int, ...]) -> None:

@@ -78,3 +78,13 @@ def test_public_names_survive_importing_the_command_line_modules():
         importlib.import_module(module)
     assert callable(gdiff.sampling.sample) and callable(gdiff.load_generator) and callable(gdiff.build.build)
     assert set(gdiff.__all__).isdisjoint({"sample", "train", "build", "export"})
+
+
+def test_step_index_conditioning_needs_its_grid():
+    """time_input index (converted DDGAN generators) embeds integer steps of a T-step grid."""
+    base = ["generator.channels=8", "generator.channel_mult=[1, 1]", "generator.num_res_blocks=1",
+            "generator.attention_resolutions=[]", "generator.time_input=index"]
+    recipe = recipes.load("recipes/cifar10_ddgan.yaml", [*base, "generator.time_steps=4"])
+    assert build(recipe, stand_in_data=True, dry_run=True).schedule.num_steps == 4
+    with pytest.raises(ValueError, match="diffusion.num_steps to 3"):
+        build(recipes.load("recipes/cifar10_ddgan.yaml", [*base, "generator.time_steps=3"]), dry_run=True)
