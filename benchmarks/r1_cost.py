@@ -1,9 +1,9 @@
 """What an R1 step costs: a plain D+G iteration against an R1 iteration on the full batch and on a sub-batch.
 
-CIFAR-10 DDGAN networks (``recipes/cifar10_ddgan.yaml``), one process, the cases interleaved in every repeat
-(so a burst of load on the shared machine hits them all alike); medians of the repeats. One iteration is what
-the Trainer does: D step (zero grads, ``objective.discriminator_loss`` backward, Adam) then G step (D frozen,
-``objective.generator_loss`` backward, Adam). Cases:
+CIFAR-10 DDGAN networks (``recipes/cifar10_ddgan.yaml``, built by ``gdiff.build.build``), one process, the cases
+interleaved in every repeat (so a burst of load on the shared machine hits them all alike); medians of the repeats.
+One iteration is what the Trainer does: D step (zero grads, ``objective.discriminator_loss`` backward, Adam) then
+G step (D frozen, ``objective.generator_loss`` backward, Adam). Cases:
 
 * ``plain``: a step where lazy R1 is off;
 * ``r1 full``: an R1 step with ``r1_batch_fraction: 1`` (the real pass itself is differentiated twice);
@@ -31,24 +31,21 @@ from pathlib import Path
 import torch
 from speed import GlobalFlopCounter  # benchmarks/speed.py: a FLOP counter that lets autograd.grad run
 
-from gdiff import nets, objectives
-from gdiff.diffusion import Schedule
-from gdiff.recipes import parse_yaml
+from gdiff import objectives, recipes
+from gdiff.build import Built, build
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = (3, 32, 32)
 
 
-def build(batch: int) -> tuple[torch.nn.Module, torch.nn.Module, Schedule, dict, torch.Tensor]:
-    raw = parse_yaml((ROOT / "recipes" / "cifar10_ddgan.yaml").read_text())
+def build_recipe(batch: int) -> tuple[Built, torch.Tensor]:
+    """The recipe's parts (the CIFAR-10 data standing in by its shape) and a batch of model-space inputs."""
     torch.manual_seed(0)
-    G = nets.build(raw["generator"], SHAPE, 0, "generator")
-    D = nets.build(raw["discriminator"], SHAPE, 0, "discriminator")
-    x0 = torch.rand(batch, *SHAPE, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    return G, D, Schedule.from_config(raw["diffusion"]), raw["objective"], x0
+    built = build(recipes.load(ROOT / "recipes" / "cifar10_ddgan.yaml"), stand_in_data=True)
+    x0 = torch.rand(batch, *built.data_shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    return built, x0
 
 
-def iteration(G, D, schedule: Schedule, objective: objectives.Objective, x0: torch.Tensor,
+def iteration(G, D, schedule, objective: objectives.Objective, x0: torch.Tensor,
               step: int) -> Callable[[], tuple[float, float]]:
     """One training iteration at ``step``; returns (seconds of the D step, seconds of the whole iteration)."""
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-6, betas=(0.5, 0.9))
@@ -71,11 +68,11 @@ def iteration(G, D, schedule: Schedule, objective: objectives.Objective, x0: tor
 
 
 def measure(batch: int, fractions: list[float], repeats: int) -> list[dict]:
-    G, D, schedule, section, x0 = build(batch)
-    lazy = {k: v for k, v in section.items() if k != "type"}
-    cases = {"plain": (objectives.ddgan(**lazy), 1), "r1 full": (objectives.ddgan(**lazy), 0)}
+    built, x0 = build_recipe(batch)
+    G, D, schedule = built.generator, built.discriminator, built.schedule
+    cases = {"plain": (built.objective, 1), "r1 full": (built.objective, 0)}
     for f in fractions:
-        cases[f"r1 {f:g}"] = (objectives.ddgan(**lazy, r1_batch_fraction=f), 0)
+        cases[f"r1 {f:g}"] = (objectives.from_config({**built.recipe.objective, "r1_batch_fraction": f}), 0)
     runs, rows = {}, {}
     for name, (objective, step) in cases.items():
         runs[name] = iteration(G, D, schedule, objective, x0, step)
