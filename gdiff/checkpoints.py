@@ -24,8 +24,11 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from gdiff import recipes
 
 PREFIX = "step_"
 NAME = re.compile(r"step_\d{9}")
@@ -158,6 +161,11 @@ def select(run_dir: Path, world_size: int = 1) -> Path | None:
         warn(f"{folder} has no {', '.join(lost)}: those processes resume with fresh random states, so this run "
              f"is NOT bit-identical to an uninterrupted one (resume with the world size that saved it)")
     return folder
+
+
+def write_recipe(folder: Path, recipe: recipes.Recipe) -> None:
+    """The resolved recipe as ``folder/recipe.yaml``: a resumed run is checked against it (gdiff/rundir.py)."""
+    (Path(folder) / RECIPE).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 
 
 def commit(staged: Path, keep: int) -> Path:

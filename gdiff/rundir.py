@@ -32,6 +32,18 @@ from gdiff.checkpoints import RunError
 
 LOCK = ".lock"
 HEADER = "# written by gdiff: the resolved recipe of this run (a resumed run must match it)\n"
+_HELD: set[TextIO] = set()  # the lock files this process holds
+
+
+def _close_locks_in_child() -> None:
+    """A forked child (a DataLoader worker) shares the parent's lock; closing its copy of the file (never
+    unlocking it) lets the lock end with the parent's run instead of with the child."""
+    for f in _HELD:
+        f.close()
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_locks_in_child)
 
 
 def _git_commit() -> str | None:
@@ -73,7 +85,10 @@ class RunDir:
         checkpoint copies are skipped: the checkpoint's manifest check reports them)."""
         found = []
         if (self.path / "recipe.yaml").exists():
-            found.append((self.path / "recipe.yaml", recipes.load(self.path / "recipe.yaml")))
+            try:
+                found.append((self.path / "recipe.yaml", recipes.load(self.path / "recipe.yaml")))
+            except (ValueError, FileNotFoundError) as err:  # FileNotFoundError: a base it extends is gone
+                raise RunError(f"the run's own recipe cannot be read: {err}") from None
         for folder in checkpoints.committed(self.path):
             try:
                 found.append((folder / checkpoints.RECIPE, recipes.load(folder / checkpoints.RECIPE)))
@@ -114,9 +129,11 @@ class RunDir:
         f.write(json.dumps({"pid": os.getpid(), "host": platform.node(), "since": since}))
         f.flush()
         self._lock = f
+        _HELD.add(f)
 
     def unlock(self) -> None:
         if self._lock is not None:
+            _HELD.discard(self._lock)
             self._lock.close()  # closing the file releases the lock
             self._lock = None
 

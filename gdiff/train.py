@@ -3,9 +3,10 @@
 Trains into the run directory (default ``runs/<recipe name>``), resuming from its newest checkpoint.
 ``--dry-run`` builds the recipe exactly as training does (gdiff/build.py: every check), prints the resolved
 recipe and the networks' parameter counts, then exits without training or writing anything. Exit status:
-0 done; 2 bad input (recipe, overrides, data, networks: one ``error:`` line on stderr, no traceback); 1 a
-non-finite loss stopped training. Any other exception is a bug and keeps its
-traceback.
+0 done, or stopped by SIGTERM with a checkpoint; 130 stopped by SIGINT (Ctrl-C) with a checkpoint; 2 bad input
+(recipe, overrides, data, networks, a run directory in use, damaged or holding another recipe: one ``error:``
+line on stderr, no traceback); 1 a non-finite loss stopped training; 128 + signal number after a second
+signal (docs/reliability.md). Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -39,13 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from gdiff.checkpoints import RunError
+    from gdiff.interrupt import exit_status
+
     try:
-        trainer.train()
+        stopped = trainer.train()
+    except RunError as err:  # the run directory is in use, damaged, or holds another recipe
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except FloatingPointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
+    return exit_status(stopped)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C before the training loop took over the signal: nothing to save yet
+        print("error: interrupted before training started", file=sys.stderr)
+        sys.exit(130)

@@ -19,20 +19,25 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import pickle
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import TorchDynamoPlugin, set_seed
-from safetensors.torch import load_file
+from accelerate.utils import TorchDynamoPlugin, broadcast_object_list, set_seed
+from safetensors import SafetensorError
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 from gdiff import checkpoints, lr_schedule, recipes
 from gdiff.build import build
+from gdiff.checkpoints import RunError
 from gdiff.data.stream import BatchStream
+from gdiff.interrupt import StopOnSignal
 from gdiff.loss_meter import LossMeter, flat_scalars
 from gdiff.monitor import EMAMonitor
 from gdiff.rundir import RunDir
@@ -83,17 +88,35 @@ class Trainer:
                                   world=acc.num_processes, device=acc.device, num_workers=cfg.num_workers,
                                   channels_last=cfg.channels_last)
         self.run_dir = RunDir(run_dir, acc.is_main_process)
+        self.run_dir.check(recipe)  # against the recipes the run holds (RunError naming the keys); reads only
         self.monitor = EMAMonitor(self.ema.module, built.generator_config(), self.data, recipe.eval, self.run_dir,
                                   acc.device, acc.process_index, acc.num_processes)
 
     # ---------------------------------------------------------------------------------------- state
+    def _on_main(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` run by the main process; its result, or its RunError, on every process."""
+        result: list[Any] = [None, None]
+        if self.accelerator.is_main_process:
+            try:
+                result = [fn(), None]
+            except RunError as err:
+                result = [None, str(err)]
+        value, error = broadcast_object_list(result)
+        if error is not None:
+            raise RunError(error)
+        return value
+
     def resume(self) -> bool:
-        """Load the newest checkpoint of the run directory, if any. Returns whether one was loaded."""
-        found = checkpoints.latest(self.run_dir.path)
+        """Load the newest intact checkpoint of the run directory, if any (:func:`checkpoints.select`: damaged
+        ones are skipped with a warning, RunError if none is intact). Returns whether one was loaded."""
+        found = self._on_main(lambda: checkpoints.select(self.run_dir.path, self.accelerator.num_processes))
         if found is None:
             return False
-        self.accelerator.load_state(str(found))
-        self.ema.module.load_state_dict(load_file(str(found / EMA_FILE), device=str(self.accelerator.device)))
+        try:  # Accelerate reads its .bin/.pkl files with torch.load(weights_only=True): no code runs
+            self.accelerator.load_state(str(found))
+        except (pickle.UnpicklingError, RuntimeError, KeyError, OSError, SafetensorError) as err:
+            raise RunError(f"checkpoint {found} cannot be loaded into this run's networks: {err}") from None
+        self.ema.module.load_state_dict(checkpoints.load_tensors(found / EMA_FILE, str(self.accelerator.device)))
         state = json.loads((found / STATE_FILE).read_text())
         self.step = int(state["step"])
         self.stream.load_state_dict(state["stream"])
@@ -111,6 +134,7 @@ class Trainer:
             checkpoints.save_tensors_atomically(self.ema.module.state_dict(), staged / EMA_FILE)
             state = {"step": self.step, "stream": self.stream.state_dict(), "best": self.monitor.best.value}
             (staged / STATE_FILE).write_text(json.dumps(state))
+            checkpoints.write_recipe(staged, self.recipe)
         acc.wait_for_everyone()
         if acc.is_main_process:
             checkpoints.commit(staged, self.recipe.train.keep_checkpoints)
@@ -160,11 +184,20 @@ class Trainer:
         self.ema.update(self._G, step=step)
         return meter
 
-    def train(self) -> None:
-        """Run to ``train.max_steps``, resuming first; logs, pictures, evaluations, checkpoints."""
+    def train(self) -> signal.Signals | None:
+        """Run to ``train.max_steps``, resuming first; logs, pictures, evaluations, checkpoints. The main process
+        holds the run directory's lock throughout (RunError if another trainer has it). On SIGTERM / SIGINT
+        every rank finishes its step, a checkpoint is saved and the signal this process got is returned."""
+        try:
+            self._on_main(lambda: (self.run_dir.lock(), self.run_dir.prepare(self.recipe)))
+            with StopOnSignal(self.accelerator) as stop:
+                self._loop(stop)
+            return stop.received
+        finally:
+            self.run_dir.unlock()
+
+    def _loop(self, stop: StopOnSignal) -> None:
         acc, cfg = self.accelerator, self.recipe.train
-        self.run_dir.prepare(self.recipe)
-        acc.wait_for_everyone()
         self.resume()
         self.run_dir.record_start(step=self.step, world_size=acc.num_processes, device=str(acc.device),
                                   mixed_precision=cfg.mixed_precision, compile=cfg.compile,
@@ -177,8 +210,9 @@ class Trainer:
             self.train_step(*next(self.stream), meter)
             self.step += 1
             bar.update(1)
+            stopping = stop.requested()  # collective with several processes: all ranks stop after this step
             step, last = self.step, self.step == cfg.max_steps
-            checkpoint = last or bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
+            checkpoint = last or stopping or bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
             if step % cfg.log_every == 0 or checkpoint:
                 parts = meter.means()
                 self._stop_if_not_finite(parts)
@@ -188,14 +222,17 @@ class Trainer:
                 bar.set_postfix({"img/s": f"{images_per_s:.0f}",
                                  **{k: f"{v:.3f}" for k, v in parts.items() if k.endswith("total")}})
                 self._log({"step": step, "time": now - start, "images_per_s": images_per_s, **parts})
-            if cfg.sample_every and step % cfg.sample_every == 0 and not last:
+            if cfg.sample_every and step % cfg.sample_every == 0 and not (last or stopping):
                 self.save_samples()
-            if self.recipe.eval.every and step % self.recipe.eval.every == 0 and not last:
+            if self.recipe.eval.every and step % self.recipe.eval.every == 0 and not (last or stopping):
                 self._log({"step": step, **{f"eval/{k}": v for k, v in self.monitor.evaluate(step).items()}})
             if last:
                 self.evaluate()  # before the last checkpoint, which then holds the best metric so far
             if checkpoint:
                 self.save()
+            if stopping:
+                acc.print(f"\nstopped by a signal after step {step}; checkpoint saved: the same command resumes")
+                break
         bar.close()
         acc.end_training()
 

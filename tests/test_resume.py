@@ -141,6 +141,7 @@ def test_checkpoints_load_without_unpickling(tmp_path):
 
     for path in latest.glob("optimizer*.bin"):
         torch.save({"state": Payload()}, path)
+    checkpoints.write_manifest(latest)  # the manifest is integrity, not trust: loading itself must refuse
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
         Trainer(make(IMAGES, "train.max_steps=4"), tmp_path).resume()
     assert not marker.exists()
