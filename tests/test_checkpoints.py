@@ -114,3 +114,17 @@ def test_truncated_safetensors_is_named(tmp_path):
         checkpoints.load_tensors(path)
     with pytest.raises(FileNotFoundError, match="nothing.safetensors not found"):
         checkpoints.load_tensors(tmp_path / "nothing.safetensors")
+
+
+def test_the_trainer_resumes_from_the_newest_intact_checkpoint(tmp_path, capsys):
+    from gdiff.trainer import Trainer
+    from tests.test_trainer import tiny
+
+    recipe = tiny("train.max_steps=4", "train.checkpoint_every=2", "eval.num_samples=100")
+    Trainer(recipe, tmp_path).train()
+    ema = checkpoints.checkpoint_dir(tmp_path) / "step_000000004" / "ema.safetensors"
+    ema.write_bytes(ema.read_bytes()[:-10])
+    capsys.readouterr()
+    again = Trainer(recipe, tmp_path)
+    assert again.resume() and again.step == 2
+    assert "step_000000004: ema.safetensors has" in capsys.readouterr().err

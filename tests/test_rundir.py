@@ -10,9 +10,10 @@ import platform
 import pytest
 import yaml
 
-from gdiff import checkpoints, recipes
+from gdiff import checkpoints, recipes, train
 from gdiff.checkpoints import RunError
 from gdiff.rundir import HEADER, RunDir
+from gdiff.trainer import Trainer
 from tests.test_trainer import TINY
 
 
@@ -75,3 +76,23 @@ def test_a_users_recipe_file_in_the_run_directory_is_left_alone(tmp_path):
     assert own.read_text() == "# my notes\nextends: base.yaml\ntrain: {max_steps: 3}\n"
     with pytest.raises(RunError, match="differs in optim.lr_g"):
         RunDir(tmp_path).prepare(recipes.load(own, ["optim.lr_g=0.5"]))
+
+
+def test_a_second_trainer_exits_2_naming_the_holder(tmp_path, capsys):
+    holder = RunDir(tmp_path / "run")
+    holder.lock()
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    assert train.main([str(tmp_path / "tiny.yaml"), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert f"in use by another trainer (PID {os.getpid()} on host {platform.node()}" in err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock"]  # nothing written
+
+
+def test_a_trainer_with_a_changed_recipe_writes_nothing(tmp_path):
+    Trainer(tiny("train.max_steps=2", "eval.num_samples=100"), tmp_path).train()
+    (tmp_path / "recipe.yaml").unlink()  # only the checkpoint's copy of the recipe is left
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    with pytest.raises(RunError, match="step_000000002/recipe.yaml differs in discriminator.width, optim.lr_g"):
+        Trainer(tiny("train.max_steps=4", "optim.lr_g=0.5", "discriminator.width=32"), tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
