@@ -1,6 +1,7 @@
 """Speed of the paper networks: sampling, training iterations, achieved GFLOP/s and peak memory.
 
-For each recipe (CIFAR-10 DDGAN, ImageNet-64 SIDDM) and each case:
+For each recipe (CIFAR-10 DDGAN, ImageNet-64 SIDDM; built by ``gdiff.build.build``, the data set standing in by
+its shape) and each case:
 
 * ``sample``: NFE-T reverse chain ``gdiff.sampling.sample`` on a batch; images/s.
 * ``train``: one training iteration without R1 (a step where lazy R1 is off): zero grads, D loss backward
@@ -39,21 +40,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from gdiff import objectives
-from gdiff.diffusion import Schedule
-from gdiff.nets import build
+from gdiff import recipes
+from gdiff.build import Built, build
 from gdiff.objectives.r1 import R1Penalty
-from gdiff.recipes import parse_yaml
 from gdiff.sampling import sample
 
 ROOT = Path(__file__).resolve().parents[1]
-# recipe -> data shape, classes, batch size and the objective used when the recipe has no objective section
-RECIPES = {
-    "cifar10_ddgan": dict(shape=(3, 32, 32), num_classes=0, batch=8,
-                          objective=lambda: objectives.ddgan(r1_gamma=0.02, lazy_reg=15)),
-    "imagenet64_siddm": dict(shape=(3, 64, 64), num_classes=1000, batch=2,
-                             objective=lambda: objectives.siddm(afd_weight=1.0, denoise_weight=1.0)),
-}
+RECIPES = {"cifar10_ddgan": 8, "imagenet64_siddm": 2}  # recipe -> batch size
 CASES = ("sample", "train", "train_r1")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -90,30 +83,23 @@ def wake_up_(model: nn.Module) -> None:
             nn.init.xavier_uniform_(m.weight)
 
 
-def load_recipe(recipe: str) -> tuple[dict, objectives.Objective]:
-    """The recipe's raw sections and its objective (the recipe's own section, else the default above)."""
-    raw = parse_yaml((ROOT / "recipes" / f"{recipe}.yaml").read_text())
-    obj = objectives.from_config(raw["objective"]) if "objective" in raw else RECIPES[recipe]["objective"]()
-    return raw, obj
+def load_recipe(recipe: str, dry_run: bool = False) -> Built:
+    """The recipe's parts (``dry_run``: networks on the meta device, for reading the objective)."""
+    return build(recipes.load(ROOT / "recipes" / f"{recipe}.yaml"), dry_run=dry_run, stand_in_data=True)
 
 
 def build_case(recipe: str, layout: str) -> dict:
-    spec = RECIPES[recipe]
-    raw, obj = load_recipe(recipe)
     torch.manual_seed(0)
-    G = build(raw["generator"], data_shape=spec["shape"], num_classes=spec["num_classes"], where="generator")
-    D = build(raw["discriminator"], data_shape=spec["shape"], num_classes=spec["num_classes"],
-              where="discriminator")
+    built = load_recipe(recipe)
+    G, D = built.generator, built.discriminator
     wake_up_(G)
-    schedule = Schedule.from_config(raw["diffusion"])
-    obj.check(D)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
-    batch = spec["batch"]
+    batch, shape, classes = RECIPES[recipe], built.data_shape, built.num_classes
     gen = torch.Generator().manual_seed(1)
-    x0 = (torch.rand(batch, *spec["shape"], generator=gen) * 2 - 1).contiguous(memory_format=fmt)
-    labels = torch.randint(spec["num_classes"], (batch,), generator=gen) if spec["num_classes"] else None
-    return dict(G=G, D=D, schedule=schedule, obj=obj, x0=x0, labels=labels, batch=batch, fmt=fmt)
+    x0 = (torch.rand(batch, *shape, generator=gen) * 2 - 1).contiguous(memory_format=fmt)
+    labels = torch.randint(classes, (batch,), generator=gen) if classes else None
+    return dict(G=G, D=D, schedule=built.schedule, obj=built.objective, x0=x0, labels=labels, batch=batch, fmt=fmt)
 
 
 def sampler(c: dict, autocast: torch.dtype | None, seed: int = 2) -> Callable[[], torch.Tensor]:
@@ -248,7 +234,7 @@ def main() -> None:
         if not (ROOT / "recipes" / f"{recipe}.yaml").exists():
             print(f"skipping {recipe}: recipes/{recipe}.yaml does not exist", file=sys.stderr)
             continue
-        has_r1 = any(isinstance(t, R1Penalty) for t in load_recipe(recipe)[1].terms)
+        has_r1 = any(isinstance(t, R1Penalty) for t in load_recipe(recipe, dry_run=True).objective.terms)
         for dtype in args.dtype:
             for layout in layouts:
                 for case in args.cases:
