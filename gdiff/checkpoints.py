@@ -169,8 +169,9 @@ def write_recipe(folder: Path, recipe: recipes.Recipe) -> None:
 
 
 def commit(staged: Path, keep: int) -> Path:
-    """Seal a fully written staging directory with its manifest, rename it to ``step_NNNNNNNNN`` (atomic) and
-    keep the newest ``keep`` checkpoints."""
+    """Seal a fully written staging directory with its manifest, rename it to ``step_NNNNNNNNN`` (atomic), keep
+    the newest ``keep`` checkpoints and remove the staging folders of saves that were killed (the run directory's
+    lock guarantees that no other save is under way)."""
     write_manifest(staged)
     final = staged.with_name(staged.name.removeprefix(".tmp-"))
     if final.exists():
@@ -178,7 +179,8 @@ def commit(staged: Path, keep: int) -> Path:
     os.replace(staged, final)
     _fsync_dir(final.parent)
     done = committed(final.parent.parent)
-    for old in done[: max(len(done) - keep, 0)]:
+    stale = [p for p in final.parent.glob(f".tmp-{PREFIX}*") if NAME.fullmatch(p.name.removeprefix(".tmp-"))]
+    for old in [*done[: max(len(done) - keep, 0)], *stale]:
         shutil.rmtree(old)
     return final
 

@@ -85,10 +85,10 @@ def test_folders_that_are_not_checkpoints_are_ignored(tmp_path):
     for name in ("step_backup", "step_00000009", "step_0000000099", ".tmp-step_000000008", "zzz"):
         (root / name).mkdir()
     (root / "step_000000050").write_text("a file, not a folder")
-    checkpoints.staging_dir(tmp_path, 8)  # a save killed before its commit
+    checkpoints.staging_dir(tmp_path, 6)  # a save killed before its commit
     assert [p.name for p in checkpoints.committed(tmp_path)] == ["step_000000007"]
     assert checkpoints.select(tmp_path).name == "step_000000007"
-    make(tmp_path, 8, keep=1)  # pruning removes old checkpoints only
+    make(tmp_path, 8, keep=1)  # the commit prunes old checkpoints and killed saves only
     assert {p.name for p in root.iterdir()} == {"step_backup", "step_00000009", "step_0000000099", "zzz",
                                                  "step_000000050", "step_000000008"}
 
@@ -128,3 +128,17 @@ def test_the_trainer_resumes_from_the_newest_intact_checkpoint(tmp_path, capsys)
     again = Trainer(recipe, tmp_path)
     assert again.resume() and again.step == 2
     assert "step_000000004: ema.safetensors has" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_does_not_fit_the_networks_is_named(tmp_path):
+    """An intact checkpoint of other networks (an older run without stored recipes): a RunError naming it."""
+    from gdiff.trainer import Trainer
+    from tests.test_trainer import tiny
+
+    Trainer(tiny("train.max_steps=1", "eval.num_samples=100"), tmp_path).train()
+    (tmp_path / "recipe.yaml").unlink()
+    folder = checkpoints.latest(tmp_path)
+    (folder / "recipe.yaml").unlink()
+    checkpoints.write_manifest(folder)
+    with pytest.raises(RunError, match="checkpoint .*step_000000001 cannot be loaded into this run's networks"):
+        Trainer(tiny("generator.width=32"), tmp_path).resume()
