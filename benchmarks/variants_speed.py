@@ -3,14 +3,15 @@
     python benchmarks/variants_speed.py [--repeats 5] [--threads 2] [--out benchmarks/results/variants_speed.md]
 
 Pairs (plain -> wavelet): cifar10_ddgan -> cifar10_wavediff (and with ``generator.type=wavelet_ncsnpp``), at batch 8;
-digits_ddgan -> digits_wavediff at batch 64. Networks are built from the recipes (freshly initialised) in ONE
-process; every repeat times each configuration of a pair in turn (interleaved, so the load of the shared machine
-hits all alike) and the table gives medians and the plain/wavelet ratio of the medians. Cases:
+digits_ddgan -> digits_wavediff at batch 64. Every recipe is built by ``gdiff.build.build`` (freshly initialised
+networks; a missing image data set stands in by its shape) in ONE process; every repeat times each configuration
+of a pair in turn (interleaved, so the load of the shared machine hits all alike) and the table gives medians and
+the plain/wavelet ratio of the medians. Cases:
 
-* ``sample``: the NFE-T reverse chain (``gdiff.sampling.sample``) from x_T, then back to images (the inverse Haar
-  transform for wavelet recipes);
-* ``train``: one training iteration on a step without R1: images to model space (the Haar transform), D loss
-  backward and Adam step, G loss backward (D frozen) and Adam step.
+* ``sample``: the NFE-T reverse chain (``gdiff.sampling.sample``) from x_T, then back to images by the data's map
+  (the inverse Haar transform for wavelet recipes);
+* ``train``: one training iteration on a step without R1: uint8 images to model space by the data's map (the Haar
+  transform for wavelet recipes), D loss backward and Adam step, G loss backward (D frozen) and Adam step.
 
 FLOPs per call come from ``torch.utils.flop_counter.FlopCounterMode`` (matmul, conv, attention, backward
 included; the Haar transform's einsum counts too).
@@ -29,10 +30,12 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gdiff import nets, objectives, recipes
-from gdiff.diffusion import Schedule
+from gdiff import recipes
+from gdiff.build import Built, build
+from gdiff.data.maps import DataMap
+from gdiff.data.source import DataSource
+from gdiff.data.transformed import transformed
 from gdiff.sampling import sample
-from gdiff.wavelet import haar, ihaar
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = [  # (label, image shape, batch, [(name, recipe, overrides)])
@@ -45,33 +48,40 @@ PAIRS = [  # (label, image shape, batch, [(name, recipe, overrides)])
 ]
 
 
+def data_map(built: Built, image_shape: tuple[int, ...]) -> DataMap:
+    """The recipe's raw <-> model-space map; for a data set standing in by its shape, the map of uint8 images of
+    ``image_shape`` through the recipe's ``data.transform``."""
+    if built.data is not None:
+        return built.data.data_map
+    stand_in = DataSource()
+    stand_in.data_shape = image_shape
+    transform = built.recipe.data.get("transform")
+    return (stand_in if transform is None else transformed(stand_in, transform)).data_map
+
+
 class Config:
     """Networks, objective, optimisers and inputs of one recipe at one batch size."""
 
     def __init__(self, recipe_name: str, overrides: list[str], image_shape: tuple[int, ...], batch: int) -> None:
-        recipe = recipes.load(ROOT / "recipes" / f"{recipe_name}.yaml", overrides)
-        transform = recipe.data.get("transform")
-        self.scale = 0.5 if transform == "haar" else None
-        c, h, w = image_shape
-        shape = (4 * c, h // 2, w // 2) if self.scale else image_shape
         torch.manual_seed(0)
-        self.G = nets.build(recipe.generator, shape, 0, "generator")
-        self.D = nets.build(recipe.discriminator, shape, 0, "discriminator")
-        self.objective = objectives.from_config(recipe.objective)
-        self.schedule = Schedule.from_config(recipe.diffusion)
-        o = recipe.optim
+        built = build(recipes.load(ROOT / "recipes" / f"{recipe_name}.yaml", overrides), stand_in_data=True)
+        self.G, self.D, self.objective, self.schedule = (built.generator, built.discriminator, built.objective,
+                                                         built.schedule)
+        self.map = data_map(built, image_shape)
+        o = built.recipe.optim
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=o.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=o.betas)
-        self.images = torch.rand(batch, *image_shape) * 2 - 1
-        self.x_T = torch.randn(batch, *shape)
+        pixels = self.map.config().get("inner", self.map.config())["max_value"]  # raw range: 0..255, digits 0..16
+        self.images = torch.randint(0, int(pixels) + 1, (batch, *image_shape), dtype=torch.uint8)
+        self.x_T = torch.randn(batch, *built.data_shape)
         self.params = sum(p.numel() for p in self.G.parameters()), sum(p.numel() for p in self.D.parameters())
 
     def sample(self) -> torch.Tensor:
         x = sample(self.G, self.schedule, self.x_T, generator=torch.Generator().manual_seed(0))
-        return ihaar(x / self.scale) if self.scale else x
+        return self.map.to_data(x)
 
     def train(self) -> None:
-        x0 = self.scale * haar(self.images) if self.scale else self.images
+        x0 = self.map.to_model(self.images)
         self.opt_d.zero_grad(set_to_none=True)
         self.objective.discriminator_loss(self.G, self.D, self.schedule, x0, step=1).total.backward()
         self.opt_d.step()
