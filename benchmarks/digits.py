@@ -34,6 +34,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.svm import SVC
 
+from gdiff.export import load_generator
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -68,10 +70,8 @@ def train(recipe: str, run_dir: Path, overrides: list[str]) -> float | None:
 
 
 def draw(run_dir: Path, num: int) -> np.ndarray:
-    out = run_dir / "samples_eval.npz"
-    subprocess.run([sys.executable, "-m", "gdiff.sample", str(run_dir), "--num", str(num), "--out", str(out),
-                    "--seed", "0", "--batch-size", "2000"], cwd=ROOT, check=True, capture_output=True)
-    return np.load(out)["samples"]  # [N, C, 8, 8] in [-1, 1]
+    """``num`` samples [N, C, 8, 8] in [-1, 1] of the run's exported EMA generator (RUN/generator/), seed 0."""
+    return load_generator(run_dir).sample(num, seed=0, batch_size=2000).numpy()
 
 
 def score(samples: np.ndarray, svm: CalibratedClassifierCV) -> dict[str, Any]:

@@ -126,8 +126,7 @@ def plot_grid(results: dict, args: argparse.Namespace, runs_dir: Path, path: Pat
 
     from gdiff import data
 
-    real = data.build({"type": "mog25"})
-    real = real.to_data(real.x).numpy()
+    real = data.build({"type": "mog25"}).points.numpy()  # the fixed sample in data space
     real = real[np.random.default_rng(0).permutation(len(real))[:NUM_PLOT]]
     seed = args.seeds[0]
     fig, axes = plt.subplots(len(METHODS), len(args.num_steps), squeeze=False,

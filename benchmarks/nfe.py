@@ -91,8 +91,10 @@ def quality(data: str, samples: torch.Tensor, source: object, cache: Path) -> di
 
 
 def measure(path: Path, data: str, steps: int | None, sampler: str, cache: Path) -> dict[str, float]:
-    """Draw the samples of one configuration (seed 0), time them, score them."""
-    from gdiff.sample import load_generator
+    """Draw the samples of one configuration (seed 0) from the run's exported EMA generator, time them, score them
+    against the data set."""
+    from gdiff import data as datasets
+    from gdiff.export import load_generator
 
     gen = load_generator(path)
     num = SAMPLES[data]
@@ -100,7 +102,8 @@ def measure(path: Path, data: str, steps: int | None, sampler: str, cache: Path)
     start = time.perf_counter()
     samples = gen.sample(num, steps=steps, seed=0, batch_size=num, sampler=sampler)
     seconds = time.perf_counter() - start
-    return {"nfe": gen.nfe(steps), "sample_s": seconds, **quality(data, samples, gen.source, cache)}
+    return {"nfe": gen.nfe(steps), "sample_s": seconds,
+            **quality(data, samples, datasets.build({"type": data}), cache)}
 
 
 def data_floor(data: str, cache: Path) -> dict[str, float]:
