@@ -1,6 +1,7 @@
 """CLD against the shipped cosine process: 25-Gaussians (T = 2, 4) and digits, same networks, same budget.
 
-    python benchmarks/cld.py [--mog-steps 2000] [--seeds 0 1 2] [--digits-steps 400] [--runs /tmp/gdiff_cld]
+    python benchmarks/cld.py [--mog-steps 2000] [--seeds 0 1 2] [--digits-steps 400] [--betas 4 1]
+                             [--runs /tmp/gdiff_cld]
 
 Each pair of runs trains the same recipe twice through ``gdiff.Trainer``, one training at a time with one torch
 thread: once on the cosine process it ships with (``recipes/mog25_siddm.yaml``, ``mog25_ddgan.yaml``,
@@ -9,8 +10,10 @@ the state is (x, v); everything else is identical). The 25-Gaussians runs are sc
 evaluation in data space (``gdiff.metrics.mixture``: Frechet distance, modes covered, high-quality share); the
 digits runs by the independent SVM of ``benchmarks/digits.py`` on 10,000 samples (class shares, total variation
 against the real class proportions, confident share). The first seed runs everything (SIDDM at T = 2 and 4,
-DDGAN at T = 2, digits), the other seeds SIDDM at T = 2 and 4 afterwards; finished runs are not trained again, and the results file is
-rewritten after every run, so a run cut short by the time budget leaves the rows finished before it.
+DDGAN at T = 2, digits), the other seeds SIDDM at T = 2 and 4 afterwards. ``--betas``: CLD's beta (B(t) = beta t)
+of the CLD runs; a beta other than the recipes' 4 adds SIDDM runs at T = 2 and 4 on the first seed. Finished runs
+are not trained again, and the results file is rewritten after every run, so a run cut short by the time budget
+leaves the rows finished before it.
 Writes ``benchmarks/results/cld.md``.
 """
 
@@ -30,30 +33,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PROCESSES = ("cosine", "cld")
+BETA = 4.0  # the CLD recipes' beta
 
 
-def plan(args: argparse.Namespace) -> list[tuple[str, str, int, int]]:
-    """(base recipe, process, T, seed) in the order they run."""
+def plan(args: argparse.Namespace) -> list[tuple[str, str, int, int, float]]:
+    """(base recipe, process, T, seed, CLD beta) in the order they run."""
     first, rest = args.seeds[0], args.seeds[1:]
-    runs = [("mog25_siddm", p, t, first) for t in (2, 4) for p in PROCESSES]
-    runs += [("mog25_ddgan", p, 2, first) for p in PROCESSES]
-    runs += [("digits_siddm", p, 4, first) for p in PROCESSES]
-    return runs + [("mog25_siddm", p, t, s) for s in rest for t in (2, 4) for p in PROCESSES]
+    runs = [("mog25_siddm", p, t, first, BETA) for t in (2, 4) for p in PROCESSES]
+    runs += [("mog25_ddgan", p, 2, first, BETA) for p in PROCESSES]
+    runs += [("digits_siddm", p, 4, first, BETA) for p in PROCESSES]
+    runs += [("mog25_siddm", "cld", t, first, b) for b in args.betas if b != BETA for t in (2, 4)]
+    return runs + [("mog25_siddm", p, t, s, BETA) for s in rest for t in (2, 4) for p in PROCESSES]
 
 
-def run_one(base: str, process: str, T: int, seed: int, args: argparse.Namespace) -> dict:
+def run_one(base: str, process: str, T: int, seed: int, beta: float, args: argparse.Namespace) -> dict:
     from gdiff import recipes
     from gdiff.trainer import Trainer
 
     name = base if process == "cosine" else f"{base}_cld"
     digits = base.startswith("digits")
     steps = args.digits_steps if digits else args.mog_steps
-    run = args.runs / f"{name}_T{T}_s{seed}_{steps}"
+    run = args.runs / (f"{name}_T{T}_s{seed}_{steps}" + ("" if beta == BETA else f"_beta{beta:g}"))
     done = run / "bench.json"
     if done.is_file():
         return json.loads(done.read_text())
     overrides = [f"diffusion.num_steps={T}", f"train.seed={seed}", "train.threads=1", f"train.max_steps={steps}",
-                 "train.trackers=[]", "train.checkpoint_every=0"]
+                 "train.trackers=[]", "train.checkpoint_every=0"] + ([f"diffusion.beta={beta}"] if beta != BETA else [])
     if digits:
         overrides += ["train.sample_every=0"]
     recipe = recipes.load(ROOT / "recipes" / f"{name}.yaml", overrides)
@@ -62,7 +67,8 @@ def run_one(base: str, process: str, T: int, seed: int, args: argparse.Namespace
     with (run / "train.log").open("w") as log, redirect_stdout(log), redirect_stderr(log):
         trainer = Trainer(recipe, run)
         trainer.train()
-    out = {"recipe": name, "T": T, "seed": seed, "steps": steps, "wall_s": time.perf_counter() - start}
+    out = {"recipe": name, "T": T, "seed": seed, "steps": steps, "wall_s": time.perf_counter() - start,
+           "beta": beta if process == "cld" else None}
     if digits:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from digits import classifier, score
@@ -72,7 +78,7 @@ def run_one(base: str, process: str, T: int, seed: int, args: argparse.Namespace
         out.update(score(samples, svm))
     else:
         out.update(json.loads((run / "metrics.json").read_text()))
-    out = {k: v for k, v in out.items() if isinstance(v, (int, float, str, list))}
+    out = {k: v for k, v in out.items() if v is None or isinstance(v, (int, float, str, list))}
     done.write_text(json.dumps(out) + "\n")
     return out
 
@@ -94,7 +100,7 @@ def write(results: list[dict], args: argparse.Namespace, elapsed: float) -> None
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r["recipe"].startswith("mog25"):
-            process = "cld" if r["recipe"].endswith("_cld") else "cosine"
+            process = f"cld, beta {r.get('beta', BETA):g}" if r["recipe"].endswith("_cld") else "cosine"
             lines.append(f"| {r['recipe'].removesuffix('_cld')} | {process} | {r['T']} | {r['seed']} | "
                          f"{r['frechet']:.3f} | {r['modes_covered']} | {r['high_quality']:.3f} | {r['wall_s']:.0f} |")
     lines += ["", "## Digits (independent SVM on 10,000 samples; real class shares are 9.9-10.2 %)", "",
@@ -114,11 +120,12 @@ def main() -> None:
     parser.add_argument("--mog-steps", type=int, default=2000)
     parser.add_argument("--digits-steps", type=int, default=400)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--betas", type=float, nargs="+", default=[BETA])
     parser.add_argument("--runs", type=Path, default=Path("/tmp/gdiff_cld"))
     args = parser.parse_args()
     start, results = time.perf_counter(), []
-    for base, process, T, seed in plan(args):
-        results.append(run_one(base, process, T, seed, args))
+    for base, process, T, seed, beta in plan(args):
+        results.append(run_one(base, process, T, seed, beta, args))
         print(json.dumps(results[-1]), flush=True)
         write(results, args, time.perf_counter() - start)
 
