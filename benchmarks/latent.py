@@ -38,6 +38,14 @@ def quality(seconds: float, num: int, recipes_: list[str], threads: int) -> None
 
     svm, accuracy, confident_real = digits_bench.classifier()
     print(json.dumps({"svm_cv_accuracy": accuracy, "real_confident": confident_real}), flush=True)
+    autoencoder = ROOT / "runs" / "autoencoder_digits" / "autoencoder"
+    if autoencoder.is_dir():  # the ceiling of the latent runs: the real digits through the autoencoder
+        from gdiff import data
+
+        source = data.build({"type": "digits", "transform": {"type": "latent", "autoencoder": str(autoencoder)}})
+        rec = source.to_data(source.to_model(source.raw))
+        print(json.dumps({"recipe": "real digits through the autoencoder", **digits_bench.score(rec.numpy(), svm)}),
+              flush=True)
     for name in recipes_:
         recipe = recipes.load(ROOT / "recipes" / f"{name}.yaml", [f"train.threads={threads}", "train.trackers=[]"])
         trainer = Trainer(recipe, Path("/tmp/gdiff_latent_bench") / name)
