@@ -124,6 +124,10 @@ def test_a_latent_recipe_trains_through_the_trainer_and_samples_pixels(ae, tmp_p
     assert trainer.step == 3
     samples = trainer.sample(5)
     assert samples.shape == (5, 1, 8, 8) and samples.abs().max() <= 1
+    from gdiff import load_generator  # the exported folder decodes to pixels through data_map.config()
+
+    exported = load_generator(tmp_path / "run" / "generator")
+    assert exported.sample(3).shape == (3, 1, 8, 8)
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["g/latent_rec"]) for r in log if "g/latent_rec" in r)
 
