@@ -41,13 +41,15 @@ ASSUMED_SHAPES = {
 
 @dataclass
 class Built:
-    """A recipe's parts. ``data`` is None only in a dry build whose data files are missing (``data_note`` says
-    so); ``discriminator`` is None when the recipe has ``discriminator: {type: none}``."""
+    """A recipe's parts. ``data`` is None only in a stand-in build whose data files are missing (``data_note``
+    says so: shape, classes and map are then those its type implies); ``discriminator`` is None when the recipe
+    has ``discriminator: {type: none}``."""
 
     recipe: recipes.Recipe
     data: data.DataSource | None
     data_shape: tuple[int, ...]
     num_classes: int
+    data_map: DataMap
     data_note: str
     schedule: processes.ForwardProcess
     objective: objectives.Objective
@@ -58,9 +60,7 @@ class Built:
 
     def generator_config(self) -> GeneratorConfig:
         """What an exported generator of this recipe needs to sample (gdiff/export.py)."""
-        if self.data is None:
-            raise ValueError(f"cannot export without the data's map back to data space ({self.data_note})")
-        return generator_config(self.recipe, self.data_shape, self.num_classes, self.data.data_map)
+        return generator_config(self.recipe, self.data_shape, self.num_classes, self.data_map)
 
 
 def generator_config(recipe: recipes.Recipe, data_shape: tuple[int, ...], num_classes: int,
@@ -95,7 +95,8 @@ def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = Fal
     opt = recipe.optim
     lr_schedule.check(opt.lr_decay, opt.decay_start, opt.lr_min, (opt.lr_g, opt.lr_d))
     local, micro = batch_geometry(recipe.train, num_processes)
-    source, shape, classes, note = _data(recipe.data, dry_run or stand_in_data)
+    source, shaped, note = _data(recipe.data, dry_run or stand_in_data)
+    shape, classes = tuple(shaped.data_shape), int(shaped.num_classes)
     G = _network(processes.generator_section(recipe.generator, schedule, shape), shape, classes, "generator", dry_run)
     _check_time_input(recipe.generator, schedule)
     param = parameterization_of(G)
@@ -116,7 +117,7 @@ def build(recipe: recipes.Recipe, num_processes: int = 1, *, dry_run: bool = Fal
                              f"micro-batch divisible by {group}; got {micro}: adjust train.batch_size or "
                              f"train.micro_batch")
     _check_eval(recipe.eval, shape)
-    return Built(recipe, source, shape, classes, note, schedule, objective, G, D, local, micro)
+    return Built(recipe, source, shape, classes, shaped.data_map, note, schedule, objective, G, D, local, micro)
 
 
 def _check_time_input(section: dict[str, Any], process: Any) -> None:
@@ -144,22 +145,35 @@ def _check_eval(cfg: recipes.EvalConfig, shape: tuple[int, ...]) -> None:
     options_from_config(cfg)
 
 
-def _data(section: dict[str, Any], stand_in: bool) -> tuple[data.DataSource | None, tuple[int, ...], int, str]:
+def _data(section: dict[str, Any], stand_in: bool) -> tuple[data.DataSource | None, data.DataSource, str]:
+    """(the source or None, what stands for it: the source or a shape-only stand-in, a note)."""
     try:
         source = data.build(section)
     except data.MissingDataError as err:
-        kind = section.get("type")
-        if not stand_in or kind not in ASSUMED_SHAPES or (
-                kind == "image_folder" and not isinstance(section.get("resolution"), int)):
+        shaped = _stand_in(section, err) if stand_in else None
+        if shaped is None:
             raise
-        stand_in = data.DataSource()
-        stand_in.data_shape, stand_in.num_classes = ASSUMED_SHAPES[kind](section)
-        if section.get("transform") is not None:
-            stand_in = transformed(stand_in, section["transform"])
-        return (None, tuple(stand_in.data_shape), stand_in.num_classes,
-                f"assumed from data.type {kind} (data files missing: {err})")
-    return (source, tuple(source.data_shape), int(source.num_classes),
-            f"from the data source ({len(source)} examples)")
+        return None, shaped, f"assumed from the recipe (files missing: {err})"
+    return source, source, f"from the data source ({len(source)} examples)"
+
+
+def _stand_in(section: dict[str, Any], err: data.MissingDataError) -> data.DataSource | None:
+    """A shape-only source for missing files: the shape a transform states (``latent_shape``), else the shape
+    the data type implies, seen through the transform; None when neither is known."""
+    shaped = data.DataSource()
+    if getattr(err, "assumed_shape", None) is not None:
+        shaped.data_shape, shaped.num_classes = tuple(err.assumed_shape), err.num_classes
+        return shaped
+    kind = section.get("type")
+    if kind not in ASSUMED_SHAPES or (kind == "image_folder" and not isinstance(section.get("resolution"), int)):
+        return None
+    shaped.data_shape, shaped.num_classes = ASSUMED_SHAPES[kind](section)
+    if section.get("transform") is None:
+        return shaped
+    try:
+        return transformed(shaped, section["transform"])
+    except data.MissingDataError as transform_err:  # the transform's own files are missing as well
+        return _stand_in({}, transform_err)
 
 
 def _network(section: dict[str, Any], shape: tuple[int, ...], classes: int, where: str, dry_run: bool) -> nn.Module:

@@ -15,6 +15,7 @@ each process drawing its share of the chunks; the main process computes the metr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,11 @@ class EMAMonitor:
         if self.run_dir.main:
             self.generator.save_pretrained(self.run_dir.path / "generator")
 
-    def picture(self, step: int, title: str, seed: int) -> tuple[Path | None, torch.Tensor | None]:
-        """A picture of EMA samples from fixed noise into RUN/samples/; returns (path, samples), or (None, None)
-        outside the main process."""
+    def picture(self, step: int, title: str, seed: int, trackers: Sequence[Any] = ()) -> Path | None:
+        """A picture of EMA samples from fixed noise into RUN/samples/ (main process; None elsewhere), images also
+        to the TensorBoard tracker among ``trackers``."""
         if not self.run_dir.main:
-            return None, None
+            return None
         points = len(self.generator.config.data_shape) == 1
         samples = self.generator.sample(PICTURE_POINTS if points else PICTURE_IMAGES, seed=seed,
                                         batch_size=self.cfg.batch_size)
@@ -76,7 +77,12 @@ class EMAMonitor:
         if points and self.source.raw is not None:
             pick = torch.randperm(len(self.source.raw), generator=torch.Generator().manual_seed(0))[:REAL_POINTS]
             real = self.source.to_data(self.source.to_model(self.source.raw[pick]))
-        return self.run_dir.save_samples(samples, step, title, real), samples
+        path = self.run_dir.save_samples(samples, step, title, real)
+        if path is not None and samples.ndim == 4:
+            for tracker in trackers:
+                if tracker.name == "tensorboard":
+                    tracker.log_images({"samples": ((samples + 1) / 2).clamp(0, 1)}, step=step, dataformats="NCHW")
+        return path
 
     def evaluate(self, step: int) -> dict[str, Any]:
         """Metrics of ``eval.num_samples`` EMA samples (on the main process; {} elsewhere). A new best by

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import pickle
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ from accelerate import Accelerator
 from accelerate.utils import TorchDynamoPlugin, broadcast_object_list, set_seed
 from safetensors import SafetensorError
 from timm.utils import ModelEmaV3
-from tqdm.auto import tqdm
 
 from gdiff import checkpoints, lr_schedule, recipes
 from gdiff.build import build
@@ -40,6 +37,7 @@ from gdiff.data.stream import BatchStream
 from gdiff.interrupt import StopOnSignal
 from gdiff.loss_meter import LossMeter, flat_scalars
 from gdiff.monitor import EMAMonitor
+from gdiff.progress import Progress
 from gdiff.rundir import RunDir
 
 EMA_FILE, STATE_FILE = "ema.safetensors", "trainer_state.json"
@@ -203,29 +201,19 @@ class Trainer:
                                   mixed_precision=cfg.mixed_precision, compile=cfg.compile,
                                   data=self.data.describe())
         acc.init_trackers("gdiff", config=flat_scalars(self.recipe.to_dict()))
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not acc.is_main_process, dynamic_ncols=True,
-                   desc=f"{self.objective.name} T={self.schedule.num_steps}")
-        meter, start, window = LossMeter(), time.perf_counter(), (time.perf_counter(), self.step)
+        self.progress = progress = Progress(acc, self.run_dir, self.step, cfg.max_steps, cfg.batch_size,
+                                            cfg.log_every, f"{self.objective.name} T={self.schedule.num_steps}")
         while self.step < cfg.max_steps:
-            self.train_step(*next(self.stream), meter)
+            self.train_step(*next(self.stream), progress.meter)
             self.step += 1
-            bar.update(1)
             stopping = stop.requested()  # collective with several processes: all ranks stop after this step
             step, last = self.step, self.step == cfg.max_steps
             checkpoint = last or stopping or bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
-            if step % cfg.log_every == 0 or checkpoint:
-                parts = meter.means()
-                self._stop_if_not_finite(parts)
-                now = time.perf_counter()
-                images_per_s = (step - window[1]) * cfg.batch_size / max(now - window[0], 1e-9)
-                window = (now, step)
-                bar.set_postfix({"img/s": f"{images_per_s:.0f}",
-                                 **{k: f"{v:.3f}" for k, v in parts.items() if k.endswith("total")}})
-                self._log({"step": step, "time": now - start, "images_per_s": images_per_s, **parts})
+            progress.step(step, force=checkpoint)
             if cfg.sample_every and step % cfg.sample_every == 0 and not (last or stopping):
                 self.save_samples()
             if self.recipe.eval.every and step % self.recipe.eval.every == 0 and not (last or stopping):
-                self._log({"step": step, **{f"eval/{k}": v for k, v in self.monitor.evaluate(step).items()}})
+                progress.log({"step": step, **{f"eval/{k}": v for k, v in self.monitor.evaluate(step).items()}})
             if last:
                 self.evaluate()  # before the last checkpoint, which then holds the best metric so far
             if checkpoint:
@@ -233,19 +221,8 @@ class Trainer:
             if stopping:
                 acc.print(f"\nstopped by a signal after step {step}; checkpoint saved: the same command resumes")
                 break
-        bar.close()
+        progress.close()
         acc.end_training()
-
-    def _stop_if_not_finite(self, parts: dict[str, float]) -> None:
-        bad = {k: v for k, v in parts.items() if not math.isfinite(v)}
-        if bad:
-            raise FloatingPointError(f"non-finite loss before step {self.step} ({bad}); stopped without saving: "
-                                     f"the last good checkpoint in {checkpoints.checkpoint_dir(self.run_dir.path)} "
-                                     f"is intact (lower the learning rates or use train.mixed_precision=no)")
-
-    def _log(self, record: dict[str, Any]) -> None:
-        self.run_dir.log(record)
-        self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
     # ----------------------------------------------------------------------------------- evaluation
     def sample(self, num: int, steps: int | None = None, seed: int = 0) -> torch.Tensor:
@@ -255,14 +232,8 @@ class Trainer:
 
     def save_samples(self) -> Path | None:
         """A picture of EMA samples from fixed noise into samples/ and the image trackers."""
-        path, samples = self.monitor.picture(self.step, f"{self.objective.name}, step {self.step}",
-                                             self.recipe.train.seed)
-        if path is not None and samples.ndim == 4:
-            for tracker in self.accelerator.trackers:
-                if tracker.name == "tensorboard":
-                    tracker.log_images({"samples": ((samples + 1) / 2).clamp(0, 1)}, step=self.step,
-                                       dataformats="NCHW")
-        return path
+        return self.monitor.picture(self.step, f"{self.objective.name}, step {self.step}", self.recipe.train.seed,
+                                    self.accelerator.trackers)
 
     def evaluate(self) -> dict[str, Any]:
         """Final metrics (and a picture) of EMA samples into the run directory's metrics.json."""

@@ -23,6 +23,6 @@ trainer.train()
 rank = trainer.accelerator.process_index
 torch.save({"G": [p.detach() for p in trainer.G.parameters()], "D": [p.detach() for p in trainer.D.parameters()],
             "ema": [p.detach() for p in trainer.ema.module.parameters()], "batch": first_batch,
-            "world": trainer.accelerator.num_processes, "local_batch": trainer.local_batch,
+            "world": trainer.accelerator.num_processes, "local_batch": trainer.stream.batch,
             "noise": torch.randn(8)},
            out / f"rank{rank}.pt")

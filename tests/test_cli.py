@@ -55,7 +55,7 @@ def test_train_reports_a_bad_recipe_key(tmp_path, recipe_file):
 def test_sample_reports_a_missing_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gdiff.sample", str(tmp_path), "--num", "3", "--out",
                            str(tmp_path / "x.npz")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "recipe.yaml not found" in proc.stderr
+    assert proc.returncode == 2 and "config.json not found" in proc.stderr
 
 
 DDGAN = ["objective={type: ddgan, r1_gamma: 0.1, lazy_reg: 2}", "discriminator.pairwise=true",

@@ -46,3 +46,13 @@ def test_affine_inverts_in_float64():
 def test_bad_configs_name_the_problem(config, words):
     with pytest.raises(ValueError, match=words):
         maps.from_config(config)
+
+
+def test_metrics_see_the_data_space_source_through_transforms():
+    from gdiff.data.transformed import untransformed
+
+    haar = data.build({"type": "digits", "transform": "haar"})
+    assert haar.data_shape == (4, 4, 4) and untransformed(haar) is haar.inner
+    assert untransformed(haar).data_shape == (1, 8, 8)
+    plain = data.build({"type": "mog25"})
+    assert untransformed(plain) is plain

@@ -61,3 +61,10 @@ def transformed(source: DataSource, spec: str | Mapping[str, Any]) -> DataSource
         raise ValueError(f"data.transform must be one of {sorted(TRANSFORMS)} or {{type: NAME, ...}}, got {spec!r}")
     return sections.call(functools.partial(TRANSFORMS[kind], source), kwargs, "data.transform")
 
+
+def untransformed(source: DataSource) -> DataSource:
+    """The source whose examples are in data space: ``source`` with every transform (Haar, latent) unwrapped.
+    Metrics compare data-space samples with its examples (not with subbands or latents)."""
+    while isinstance(source, tuple(TRANSFORMS.values())):
+        source = source.inner
+    return source

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from gdiff.data import DataSource
+from gdiff.data.transformed import untransformed
 from gdiff.metrics.names import IMAGE_METRICS
 
 if TYPE_CHECKING:  # torch-fidelity imports torchvision (seconds): loaded only when image metrics run
@@ -57,6 +58,8 @@ def image_metrics(samples: Tensor, source: DataSource, metrics: Sequence[str], o
     """
     check_metrics(metrics, source)
     from gdiff.eval.fidelity import METRICS, FidelityOptions, fidelity_metrics, source_reference
+
+    source = untransformed(source)  # the samples are in data space: compare them with data-space examples
     from gdiff.sample import to_uint8
 
     options = options or FidelityOptions()
