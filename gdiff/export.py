@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from huggingface_hub import ModelHubMixin, hf_hub_download
+from huggingface_hub import ModelHubMixin, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -94,12 +94,12 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
     ``G`` defaults to a freshly built (randomly initialised) network of ``config.generator``.
     """
 
-    def __init__(self, config: GeneratorConfig, G: nn.Module | None = None,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(self, config: GeneratorConfig, G: nn.Module | None = None, device: str | torch.device = "cpu",
+                 root: Path | None = None) -> None:
         self.config = config
         self.device = torch.device(device)
         self.schedule = processes.from_config(config.diffusion)
-        self.data_map = maps.from_config(config.data_map)
+        self.data_map = maps.from_config(config.data_map, root)  # root: the folder of a loaded export
         G = G if G is not None else nets.build(processes.generator_section(config.generator, self.schedule,
                                                                            config.data_shape),
                                                config.data_shape, config.num_classes, "generator")
@@ -108,10 +108,12 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
 
     # ------------------------------------------------------------------------------------ files
     def _save_pretrained(self, save_directory: Path) -> None:
-        """Weights, then config, each written beside its destination and renamed over it."""
+        """The data map's files (a latent map's autoencoder), the weights, then the config, each written beside its
+        destination and renamed over it."""
+        config = {**self.config.to_dict(), "data_map": self.data_map.bundle(save_directory)}
         weights = {k: v.detach().cpu().contiguous() for k, v in self.G.state_dict().items()}
         _replace(save_directory / WEIGHTS_NAME, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
-        text = json.dumps(self.config.to_dict(), indent=2) + "\n"
+        text = json.dumps(config, indent=2) + "\n"
         _replace(save_directory / CONFIG_NAME, lambda tmp: tmp.write_text(text))
 
     @classmethod
@@ -119,14 +121,13 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
                          force_download: bool, local_files_only: bool, token: str | bool | None,
                          device: str | torch.device = "cpu", **_: Any) -> ExportedGenerator:
         folder = Path(model_id)
-        if folder.is_dir():
-            config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        else:
-            config_file, weights_file = (Path(hf_hub_download(model_id, name, revision=revision, cache_dir=cache_dir,
-                                                              force_download=force_download, token=token,
-                                                              local_files_only=local_files_only))
-                                         for name in (CONFIG_NAME, WEIGHTS_NAME))
-        generator = cls(GeneratorConfig.from_dict(_read_json(config_file), str(config_file)), device=device)
+        if not folder.is_dir():  # a Hub repo: the whole folder (a latent generator's autoencoder included)
+            folder = Path(snapshot_download(model_id, revision=revision, cache_dir=cache_dir,
+                                            force_download=force_download, token=token,
+                                            local_files_only=local_files_only))
+        config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        config = GeneratorConfig.from_dict(_read_json(config_file), str(config_file))
+        generator = cls(config, device=device, root=folder)
         weights = _read_weights(weights_file)
         try:
             generator.G.load_state_dict(weights, strict=True)

@@ -4,6 +4,7 @@ training and sampling through the unchanged Trainer, and the errors of a missing
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -124,9 +125,14 @@ def test_a_latent_recipe_trains_through_the_trainer_and_samples_pixels(ae, tmp_p
     assert trainer.step == 3
     samples = trainer.sample(5)
     assert samples.shape == (5, 1, 8, 8) and samples.abs().max() <= 1
-    from gdiff import load_generator  # the exported folder decodes to pixels through data_map.config()
+    from gdiff import load_generator  # the exported folder carries its autoencoder and decodes to pixels
 
-    exported = load_generator(tmp_path / "run" / "generator")
+    moved = tmp_path / "elsewhere" / "generator"
+    shutil.copytree(tmp_path / "run" / "generator", moved)
+    config = json.loads((moved / "config.json").read_text())
+    assert config["data_map"]["autoencoder"] == "autoencoder" and (moved / "autoencoder" / "config.json").is_file()
+    exported = load_generator(moved)
+    assert torch.equal(exported.sample(3, seed=1), load_generator(tmp_path / "run").sample(3, seed=1))
     assert exported.sample(3).shape == (3, 1, 8, 8)
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["g/latent_rec"]) for r in log if "g/latent_rec" in r)

@@ -7,13 +7,17 @@
 The raw examples of a latent source are the cached latents z (gdiff/data/latent_source.py), so ``to_model`` only
 divides; ``encode`` is what the cache runs on the pixel source. ``scale`` defaults to 1 / the autoencoder's
 ``scaling_factor`` (diffusers' convention: x = z * scaling_factor). ``config()`` names the autoencoder's path
-and the sha256 of its weights, so an exported generator decodes to pixels with exactly those weights.
+and the sha256 of its weights; ``bundle(folder)`` copies the autoencoder into an exported generator's folder, so
+the folder decodes to pixels with exactly those weights wherever it is moved.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +26,7 @@ from torch import Tensor
 from gdiff.autoencoders import Autoencoder, load
 
 DECODE_BATCH = 64  # images per decoder call (the decoder's activations at 256 px are large)
+BUNDLED, DIGEST_FILE = "autoencoder", "gdiff-sha256.txt"  # an exported generator's copy of its autoencoder
 
 
 class LatentMap:
@@ -62,11 +67,28 @@ class LatentMap:
         return {"type": "latent", "autoencoder": self.autoencoder.source, "scale": self.scale,
                 "sha256": self.sha256, "inner": self.inner.config()}
 
+    def bundle(self, folder: Path) -> dict[str, Any]:
+        """Copy the autoencoder into ``folder/autoencoder`` (diffusers' save_pretrained, safetensors; skipped
+        when a copy of the same weights is there) and name it relative to ``folder``."""
+        target = Path(folder) / BUNDLED
+        stamp = target / DIGEST_FILE
+        if not (stamp.is_file() and stamp.read_text().strip() == self.sha256):
+            staged = Path(folder) / f".tmp-{os.getpid()}-{BUNDLED}"
+            shutil.rmtree(staged, ignore_errors=True)
+            self.autoencoder.module.save_pretrained(staged, safe_serialization=True)
+            (staged / DIGEST_FILE).write_text(self.sha256 + "\n")
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staged, target)
+        return {**self.config(), "autoencoder": BUNDLED, "inner": self.inner.bundle(folder)}
+
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> LatentMap:
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> LatentMap:
         from gdiff.data.maps import from_config  # maps registers this class: imported here, not at the top
 
         missing = [k for k in ("autoencoder", "scale", "inner") if k not in config]
         if missing:
             raise ValueError(f"data map latent: missing keys {missing} in {dict(config)}")
-        return cls(from_config(config["inner"]), config["autoencoder"], config["scale"], config.get("sha256"))
+        path = Path(config["autoencoder"])
+        if root is not None and not path.is_absolute():
+            path = Path(root) / path
+        return cls(from_config(config["inner"], root), str(path), config["scale"], config.get("sha256"))

@@ -2,7 +2,8 @@
 
 A data source is raw examples plus one map (``source.data_map``); ``source.to_model`` / ``source.to_data``
 delegate to it. The map is all that sampling needs of the data: an exported generator stores
-``data_map.config()`` (JSON) and rebuilds the map with :func:`from_config`, never the data set.
+``data_map.bundle(folder)`` (JSON; a map that needs files, such as an autoencoder, copies them into the folder and
+names them relative to it) and rebuilds the map with :func:`from_config`, never the data set.
 
     pixels    model x = raw / (max_value / 2) - 1      data = clamp(x, -1, 1)      (uint8 images: max 255)
     affine    model x = (raw - shift) / scale          data = x * scale + shift    (points, per coordinate)
@@ -14,6 +15,7 @@ A transform (Haar, a latent autoencoder) is a map that wraps an inner map; each 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -35,9 +37,13 @@ class DataMap(Protocol):
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description with its registry ``type``: ``from_config(m.config())`` rebuilds it."""
 
+    def bundle(self, folder: Path) -> dict[str, Any]:
+        """The config of a copy of this map whose files live in ``folder`` (written there; paths relative)."""
+
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> DataMap:
-        """The map a :meth:`config` describes (called by :func:`from_config` with a checked ``type``)."""
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> DataMap:
+        """The map a config describes (called by :func:`from_config` with a checked ``type``); relative paths
+        are read from ``root``."""
 
 
 class PixelRange:
@@ -57,8 +63,11 @@ class PixelRange:
     def config(self) -> dict[str, Any]:
         return {"type": "pixels", "max_value": self.max_value}
 
+    def bundle(self, folder: Path) -> dict[str, Any]:
+        return self.config()
+
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> PixelRange:
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> PixelRange:
         return cls(_field(config, "max_value"))
 
 
@@ -81,8 +90,11 @@ class Affine:
     def config(self) -> dict[str, Any]:
         return {"type": "affine", "shift": self.shift.tolist(), "scale": self.scale.tolist()}
 
+    def bundle(self, folder: Path) -> dict[str, Any]:
+        return self.config()
+
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Affine:
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> Affine:
         return cls(_field(config, "shift"), _field(config, "scale"))
 
 
@@ -104,9 +116,12 @@ class HaarMap:
     def config(self) -> dict[str, Any]:
         return {"type": "haar", "scale": self.scale, "inner": self.inner.config()}
 
+    def bundle(self, folder: Path) -> dict[str, Any]:
+        return {**self.config(), "inner": self.inner.bundle(folder)}
+
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> HaarMap:
-        return cls(from_config(_field(config, "inner")), _field(config, "scale"))
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> HaarMap:
+        return cls(from_config(_field(config, "inner"), root), _field(config, "scale"))
 
 
 def _field(config: Mapping[str, Any], key: str) -> Any:
@@ -119,9 +134,10 @@ def _field(config: Mapping[str, Any], key: str) -> Any:
 MAPS: dict[str, type] = {"pixels": PixelRange, "affine": Affine, "haar": HaarMap, "latent": LatentMap}
 
 
-def from_config(config: Mapping[str, Any]) -> DataMap:
-    """Rebuild a map from its :meth:`DataMap.config`; a ValueError names what is wrong."""
+def from_config(config: Mapping[str, Any], root: Path | None = None) -> DataMap:
+    """Rebuild a map from its :meth:`DataMap.config` or :meth:`DataMap.bundle` (``root``: the folder its relative
+    paths are in); a ValueError names what is wrong."""
     kind = config.get("type") if isinstance(config, Mapping) else None
     if kind not in MAPS:
         raise ValueError(f"data map: 'type' must be one of {sorted(MAPS)}, got {config!r}")
-    return MAPS[kind].from_config(config)
+    return MAPS[kind].from_config(config, root)
