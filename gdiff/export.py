@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
                                                config.data_shape, config.num_classes, "generator")
         parameterization_of(G).check(self.schedule)
         self.G = G.to(self.device).eval().requires_grad_(False)
+        self.to_data_seconds = 0.0  # wall time spent mapping samples to data space (a latent map's decoder)
 
     # ------------------------------------------------------------------------------------ files
     def _save_pretrained(self, save_directory: Path) -> None:
@@ -171,7 +173,12 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
             x0 = sample(self.G, self.schedule, x_T, y, steps=steps, generator=gen)
         else:
             x0 = ddim(self.G, self.schedule, x_T, y, steps=steps, eta=eta, generator=gen)
-        return self.data_map.to_data(x0.float()).float().cpu()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        out = self.data_map.to_data(x0.float()).float().cpu()
+        self.to_data_seconds += time.perf_counter() - start
+        return out
 
     def sample(self, num: int, labels: int | Sequence[int] | Tensor | None = None, steps: int | None = None,
                seed: int = 0, batch_size: int = 1000, sampler: str = "ancestral", eta: float = 0.0) -> Tensor:

@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     kind = "images" if samples.ndim == 4 else "samples"
     print(f"wrote {len(samples)} samples of shape {tuple(samples.shape[1:])} to {args.out}")
     print(f"NFE {nfe} ({args.sampler}), {len(samples) / seconds:.1f} {kind}/s on {gen.device} "
-          f"({seconds:.2f} s, batch {args.batch_size})")
+          f"({seconds:.2f} s, batch {args.batch_size}; generator {seconds - gen.to_data_seconds:.2f} s, "
+          f"map to data space ({gen.data_map.config()['type']}) {gen.to_data_seconds:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ TINY = {
 }
 
 
-def test_a_latent_recipe_trains_through_the_trainer_and_samples_pixels(ae, tmp_path):
+def test_a_latent_recipe_trains_through_the_trainer_and_samples_pixels(ae, tmp_path, capsys):
     from gdiff.trainer import Trainer
 
     recipe = recipes.from_dict({**TINY, "data": latent_section(ae[0], tmp_path / "cache")})
@@ -134,6 +134,11 @@ def test_a_latent_recipe_trains_through_the_trainer_and_samples_pixels(ae, tmp_p
     exported = load_generator(moved)
     assert torch.equal(exported.sample(3, seed=1), load_generator(tmp_path / "run").sample(3, seed=1))
     assert exported.sample(3).shape == (3, 1, 8, 8)
+    from gdiff.sample import main as sample_main  # the unchanged CLI decodes, and says how long decoding took
+
+    sample_main([str(moved), "--num", "4", "--out", str(tmp_path / "pixels.npz")])
+    assert np.load(tmp_path / "pixels.npz")["samples"].shape == (4, 1, 8, 8)
+    assert "map to data space (latent)" in capsys.readouterr().out
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["g/latent_rec"]) for r in log if "g/latent_rec" in r)
 
