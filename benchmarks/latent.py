@@ -75,7 +75,7 @@ def _time(fn, repeats: int) -> float:
 def speed_case(recipe_name: str, batch: int, repeats: int, autoencoder: Path | None) -> dict:
     from gdiff import nets, objectives, recipes
     from gdiff.autoencoders import load
-    from gdiff.diffusion import Schedule
+    from gdiff.processes import Schedule
     from gdiff.sampling import sample
 
     overrides = [] if autoencoder is None else [f"data.transform.autoencoder={autoencoder}"]

@@ -14,21 +14,21 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ExportedGenerator", "Schedule", "Trainer", "diffusion", "load_generator", "load_recipe", "nets",
-           "objectives", "sampling"]
+__all__ = ["ExportedGenerator", "Schedule", "Trainer", "load_generator", "load_recipe", "nets", "objectives",
+           "processes", "sampling"]
 
 # public name -> (module, attribute or None for the module itself). No public name is also a submodule's name
 # (gdiff.sample, gdiff.train, gdiff.build stay modules): the reverse chain is gdiff.sampling.sample, the one
 # build is gdiff.build.build.
 _EXPORTS = {
     "ExportedGenerator": ("gdiff.export", "ExportedGenerator"),
-    "Schedule": ("gdiff.diffusion", "Schedule"),
+    "Schedule": ("gdiff.processes", "Schedule"),
     "Trainer": ("gdiff.trainer", "Trainer"),
-    "diffusion": ("gdiff.diffusion", None),
     "load_generator": ("gdiff.export", "load_generator"),
     "load_recipe": ("gdiff.recipes", "load"),
     "nets": ("gdiff.nets", None),
     "objectives": ("gdiff.objectives", None),
+    "processes": ("gdiff.processes", None),
     "sampling": ("gdiff.sampling", None),
 }
 

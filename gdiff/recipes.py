@@ -2,7 +2,7 @@
 
     extends:       base.yaml                                -> optional: a base recipe, path relative to this file
     data:          {type: mog25, ...}                      -> gdiff.data.build
-    diffusion:     {schedule: cosine, num_steps: 2}         -> gdiff.diffusion.Schedule.from_config
+    diffusion:     {schedule: cosine, num_steps: 2}         -> gdiff.processes.from_config
     generator:     {type: toy_generator, ...}               -> gdiff.nets.build
     discriminator: {type: toy_discriminator, ...}           -> gdiff.nets.build
     objective:     {type: siddm, afd_weight: 1.0}           -> gdiff.objectives.from_config

@@ -1,4 +1,5 @@
-"""Checks of gdiff.diffusion against an independent float64 reference (docs/method.md#forward-process-and-posterior).
+"""Checks of the scalar schedules (gdiff.processes.Schedule) against an independent float64 reference
+(docs/method.md#forward-process-and-posterior).
 
 The reference below (``Spec``) recomputes every quantity from the formulas in numpy, without touching
 Schedule internals, and in forms that avoid cancellation (1 - abar of the cosine schedule as sin^2, the vp
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from gdiff.diffusion import Schedule
+from gdiff.processes import Schedule
 
 F64 = torch.float64
 COS_OFFSET = 0.008

@@ -1,4 +1,4 @@
-"""Hypothesis properties of gdiff.diffusion in float64, against the independent reference in test_diffusion.
+"""Hypothesis properties of the scalar schedules in float64, against the independent reference in test_diffusion.
 
 Random schedules (vp with random beta_min/beta_max, valid geometric, cosine), random T, random per-sample
 time pairs s < t (grid steps, s = 0, s = times[0], t = 1, anywhere) and random shapes ([B], [B, D],
@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gdiff.diffusion import Schedule
+from gdiff.processes import Schedule
 
 from .test_diffusion import F64, Spec, col, tt
 

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from gdiff import nets, objectives
-from gdiff.diffusion import Schedule
 from gdiff.parameterization import Parameterization
+from gdiff.processes import Schedule
 from gdiff.sampling import ddim, sample
 
 MEAN, VAR = 1.5, 0.25

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from gdiff import objectives
-from gdiff.diffusion import Schedule
 from gdiff.objectives import LatentReconstruction, Pair, StepData
 from gdiff.objectives.latent_reconstruction import decay_weight
+from gdiff.processes import Schedule
 
 
 @pytest.mark.parametrize("n", [1, 7, 1000])

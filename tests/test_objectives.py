@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gdiff import objectives
-from gdiff.diffusion import Schedule
 from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
 from gdiff.objectives import Pair, StepData
+from gdiff.processes import Schedule
 
 
 def nets(pairwise: bool, heads=("regression", "denoised"), seed: int = 0):

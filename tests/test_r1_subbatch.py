@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from gdiff import objectives
-from gdiff.diffusion import Schedule
 from gdiff.nets.toy import ToyDiscriminator, ToyGenerator
 from gdiff.objectives import Pair, R1Penalty, StepData, r1_penalty
 from gdiff.parameterization import reverse_step
+from gdiff.processes import Schedule
 from tests.test_cli import ROOT, run
 
 F64 = torch.float64

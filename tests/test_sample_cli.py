@@ -20,9 +20,9 @@ from PIL import Image
 
 from gdiff import data, nets, objectives, recipes
 from gdiff.build import generator_config
-from gdiff.diffusion import Schedule
 from gdiff.eval.digit_classifier import classify_digits, digit_classifier
 from gdiff.export import ExportedGenerator, load_generator
+from gdiff.processes import Schedule
 from gdiff.sample import main as sample_main
 from gdiff.sample import to_uint8
 

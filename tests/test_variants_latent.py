@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gdiff.diffusion import Schedule
 from gdiff.nets import build
+from gdiff.processes import Schedule
 from gdiff.sampling import draw_latent, sample
 
 SECTIONS = {

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from gdiff import objectives
-from gdiff.diffusion import Schedule
 from gdiff.objectives import Objective, Pair, Reconstruction, StepData
 from gdiff.objectives.afd import AFDCrossEntropy
 from gdiff.parameterization import Parameterization
+from gdiff.processes import Schedule
 
 N = 4000
 C = torch.tensor([[0.8, -0.4]])  # the constant x0 prediction of the test generator

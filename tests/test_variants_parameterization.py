@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from gdiff import objectives
-from gdiff.diffusion import Schedule
 from gdiff.nets import build
 from gdiff.parameterization import Parameterization, parameterization_of, reverse_step
+from gdiff.processes import Schedule
 from gdiff.sampling import sample
 
 G_SECTION = {"type": "toy_generator", "width": 16, "depth": 2, "time_dim": 8}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gdiff.diffusion import VP_EPS
+from gdiff.processes.scalar import VP_EPS
 
 REFERENCE_EPS = 1e-3  # eps_small of the reference's get_time_schedule / get_sigma_schedule
 

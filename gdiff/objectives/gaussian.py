@@ -19,9 +19,9 @@ import torch
 from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
-from gdiff.diffusion import Schedule
 from gdiff.objectives.base import Losses, Objective
 from gdiff.parameterization import parameterization_of
+from gdiff.processes import Schedule
 
 
 class GaussianDiffusion(Objective):
