@@ -224,7 +224,7 @@ def test_from_config_and_errors():
         from_config({"process": "sde"})
     with pytest.raises(ValueError, match=r"diffusion \(cld\): mass"):
         from_config({"process": "cld", "mass": -1})
-    with pytest.raises(ValueError, match=r"diffusion \(cld\).*beta_max"):
+    with pytest.raises(ValueError, match=r"unknown recipe key diffusion.beta_max"):
         from_config({"process": "cld", "beta_max": 3})
     with pytest.raises(ValueError, match=r"diffusion.schedule.*cld"):
         from_config({"process": "cld", "schedule": "cosine"})

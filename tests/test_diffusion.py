@@ -429,7 +429,7 @@ def test_from_config():
     assert Schedule.from_config({"schedule": "cosine", "num_steps": 3}).num_steps == 3
     with pytest.raises(ValueError, match=r"schedule must be one of.*'linear'"):
         Schedule.from_config({"schedule": "linear", "num_steps": 2})
-    with pytest.raises(ValueError, match=r"diffusion \(vp\).*betamax"):
+    with pytest.raises(ValueError, match=r"diffusion.betamax \(did you mean .beta_max.\?\)"):
         Schedule.from_config({"schedule": "vp", "num_steps": 2, "betamax": 3})
     with pytest.raises(ValueError, match=r"geometric.*beta_max=20"):
         Schedule.from_config({"schedule": "geometric", "num_steps": 2, "beta_min": 0.1, "beta_max": 20})

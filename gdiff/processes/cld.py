@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from gdiff import sections
 from gdiff.processes.base import ForwardProcess
 
 SERIES_BELOW = 1.0  # R(y) by its Taylor series below this y, directly above (relative error < 1e-15)
@@ -117,10 +118,7 @@ class CLD(ForwardProcess):
     @classmethod
     def from_config(cls, config: dict) -> CLD:
         """Build from ``{num_steps, mass, gamma, beta, time_sampling, t_min}`` (all optional)."""
-        try:
-            return cls(**config)
-        except TypeError as err:
-            raise ValueError(f"diffusion (cld): {err}") from err
+        return sections.call(cls, config, "diffusion")
 
     @property
     def damping(self) -> float:

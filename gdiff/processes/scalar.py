@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from gdiff import sections
 from gdiff.processes.base import ForwardProcess
 
 COSINE_OFFSET = 0.008  # Nichol & Dhariwal's s in abar = cos^2(((tau + s) / (1 + s)) pi / 2)
@@ -125,10 +126,7 @@ class Schedule(ForwardProcess):
         builders = {"vp": cls.vp, "geometric": cls.geometric, "cosine": cls.cosine}
         if kind not in builders:
             raise ValueError(f"diffusion.schedule must be one of {sorted(builders)}, got {kind!r}")
-        try:
-            return builders[kind](**config)
-        except TypeError as err:
-            raise ValueError(f"diffusion ({kind}): {err}") from err
+        return sections.call(builders[kind], config, "diffusion")
 
     # ------------------------------------------------------------------------------------ the schedule
     def log_alpha_bar(self, tau: Tensor) -> Tensor:
