@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from huggingface_hub import ModelHubMixin, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from gdiff import nets, processes
+from gdiff.checkpoints import load_tensors
 from gdiff.data import maps
 from gdiff.parameterization import parameterization_of
 from gdiff.sampling import ddim, sample
@@ -130,7 +130,7 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
         config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         config = GeneratorConfig.from_dict(_read_json(config_file), str(config_file))
         generator = cls(config, device=device, root=folder)
-        weights = _read_weights(weights_file)
+        weights = load_tensors(weights_file)
         try:
             generator.G.load_state_dict(weights, strict=True)
         except RuntimeError as err:  # names the missing, unexpected and mis-shaped keys
@@ -225,10 +225,3 @@ def _read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: cannot read the generator config: {err}") from None
-
-
-def _read_weights(path: Path) -> dict[str, Tensor]:
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise ValueError(f"{path}: not a readable safetensors file (damaged or truncated?): {err}") from None

@@ -106,11 +106,11 @@ def test_a_missing_rng_state_is_a_loud_warning(tmp_path, capsys):
 
 
 def test_truncated_safetensors_is_named(tmp_path):
-    path = tmp_path / "generator_ema.safetensors"
+    path = tmp_path / "ema.safetensors"
     checkpoints.save_tensors_atomically({"w": torch.arange(100.0)}, path)
     assert torch.equal(checkpoints.load_tensors(path)["w"], torch.arange(100.0))
     path.write_bytes(path.read_bytes()[:60])
-    with pytest.raises(ValueError, match="generator_ema.safetensors: not a readable safetensors file"):
+    with pytest.raises(ValueError, match="ema.safetensors: not a readable safetensors file"):
         checkpoints.load_tensors(path)
     with pytest.raises(FileNotFoundError, match="nothing.safetensors not found"):
         checkpoints.load_tensors(tmp_path / "nothing.safetensors")

@@ -1,6 +1,6 @@
 """``python -m gdiff.eval RUN_DIR --metrics fid,isc,kid,prc,modes [--num 50000] [--steps K] ...``
 
-Draws ``--num`` samples from the run's EMA generator (``recipe.yaml`` + ``generator_ema.safetensors``) in
+Draws ``--num`` samples from the run's EMA generator (``RUN_DIR/generator/``, gdiff/export.py) in
 memory and scores them against the recipe's data set (or ``--ref DIR``, a folder of images); 2-D mixtures
 get the mixture metrics. The result lands in ``RUN_DIR/eval_<sampler>_nfe<K>_n<num>.json`` (or ``--out``).
 
