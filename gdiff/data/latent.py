@@ -82,13 +82,13 @@ class LatentMap:
         return {**self.config(), "autoencoder": BUNDLED, "inner": self.inner.bundle(folder)}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> LatentMap:
-        from gdiff.data.maps import from_config  # maps registers this class: imported here, not at the top
-
-        missing = [k for k in ("autoencoder", "scale", "inner") if k not in config]
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None, inner: Any = None) -> LatentMap:
+        """The map of a config (``inner``: its pixel map, rebuilt by gdiff.data.maps.from_config); a relative
+        autoencoder path is read from ``root``, the folder of an exported generator."""
+        missing = [k for k in ("autoencoder", "scale") if k not in config]
         if missing:
             raise ValueError(f"data map latent: missing keys {missing} in {dict(config)}")
         path = Path(config["autoencoder"])
         if root is not None and not path.is_absolute():
             path = Path(root) / path
-        return cls(from_config(config["inner"], root), str(path), config["scale"], config.get("sha256"))
+        return cls(inner, str(path), config["scale"], config.get("sha256"))

@@ -41,9 +41,10 @@ class DataMap(Protocol):
         """The config of a copy of this map whose files live in ``folder`` (written there; paths relative)."""
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> DataMap:
-        """The map a config describes (called by :func:`from_config` with a checked ``type``); relative paths
-        are read from ``root``."""
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None,
+                    inner: DataMap | None = None) -> DataMap:
+        """The map a config describes, called by :func:`from_config` with a checked ``type`` and, for a
+        transform, its ``inner`` map already rebuilt; relative paths are read from ``root``."""
 
 
 class PixelRange:
@@ -67,7 +68,8 @@ class PixelRange:
         return self.config()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> PixelRange:
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None,
+                    inner: DataMap | None = None) -> PixelRange:
         return cls(_field(config, "max_value"))
 
 
@@ -94,7 +96,8 @@ class Affine:
         return self.config()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> Affine:
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None,
+                    inner: DataMap | None = None) -> Affine:
         return cls(_field(config, "shift"), _field(config, "scale"))
 
 
@@ -120,8 +123,9 @@ class HaarMap:
         return {**self.config(), "inner": self.inner.bundle(folder)}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], root: Path | None = None) -> HaarMap:
-        return cls(from_config(_field(config, "inner"), root), _field(config, "scale"))
+    def from_config(cls, config: Mapping[str, Any], root: Path | None = None,
+                    inner: DataMap | None = None) -> HaarMap:
+        return cls(inner, _field(config, "scale"))
 
 
 def _field(config: Mapping[str, Any], key: str) -> Any:
@@ -130,6 +134,7 @@ def _field(config: Mapping[str, Any], key: str) -> Any:
     return config[key]
 
 
+TRANSFORM_MAPS = ("haar", "latent")  # maps that wrap an ``inner`` map (rebuilt first, then handed over)
 # config type -> map class (built by its ``from_config``)
 MAPS: dict[str, type] = {"pixels": PixelRange, "affine": Affine, "haar": HaarMap, "latent": LatentMap}
 
@@ -140,4 +145,5 @@ def from_config(config: Mapping[str, Any], root: Path | None = None) -> DataMap:
     kind = config.get("type") if isinstance(config, Mapping) else None
     if kind not in MAPS:
         raise ValueError(f"data map: 'type' must be one of {sorted(MAPS)}, got {config!r}")
-    return MAPS[kind].from_config(config, root)
+    inner = from_config(_field(config, "inner"), root) if kind in TRANSFORM_MAPS else None
+    return MAPS[kind].from_config(config, root, inner)

@@ -27,14 +27,13 @@ from torch import Tensor
 
 from gdiff.data import DataSource
 from gdiff.data.transformed import untransformed
-from gdiff.metrics.names import IMAGE_METRICS
+from gdiff.metrics.names import DIGIT_FEATURES, IMAGE_METRICS
 
 if TYPE_CHECKING:  # torch-fidelity imports torchvision (seconds): loaded only when image metrics run
     from gdiff.eval.fidelity import FidelityOptions, Reference
     from gdiff.export import ExportedGenerator
 
 REFERENCE_COUNT = 50_000  # the papers' 50k: all of CIFAR-10 train, a fixed 50k subset of larger sets
-DIGIT_FEATURES = "digits"  # feature_extractor value for gdiff's digit classifier (gdiff/eval/digit_classifier.py)
 
 
 def check_metrics(metrics: Sequence[str], source: DataSource) -> None:

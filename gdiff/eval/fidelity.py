@@ -45,6 +45,7 @@ from gdiff.eval.weights import (  # noqa: F401 -- MissingWeightsError is part of
     weights_digest,
     weights_state,
 )
+from gdiff.metrics.names import DIGIT_FEATURES
 from gdiff.outputs import writable_folder
 from gdiff.sample import to_uint8
 
@@ -181,8 +182,6 @@ class FidelityOptions:
         """What can fail before any image is drawn: the cache folder is writable, and for the torch-fidelity
         metrics among ``metrics`` the extractors are allowed and their weights read safely (defaults downloaded;
         ``digits``, gdiff's classifier, is trained or read later). Errors name the file or flag."""
-        from gdiff.eval import DIGIT_FEATURES
-
         writable_folder(stats_cache.cache_folder(self.cache_dir), "--cache-dir (the statistics cache)")
         chosen = [m for m in metrics if m in METRICS]
         if self.feature_extractor == DIGIT_FEATURES or not chosen:

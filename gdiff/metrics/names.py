@@ -16,3 +16,4 @@ METRIC_RESULTS: dict[str, tuple[str, ...]] = {
 }
 IMAGE_METRICS: tuple[str, ...] = tuple(METRIC_RESULTS)
 MIXTURE_METRICS: tuple[str, ...] = ("frechet", "modes_covered", "num_modes", "high_quality", "kl_modes_uniform")
+DIGIT_FEATURES = "digits"  # eval.feature_extractor value for gdiff's digit classifier (gdiff/eval/digit_classifier.py)
