@@ -13,7 +13,9 @@
    ``Sequence[T]`` (a string is never a sequence of values), ``Mapping[K, V]`` and plain classes (``isinstance``).
    Parameters without an annotation, and annotations the checker does not know (``Any``, ``Callable``), pass
    unchecked;
-3. ``factory(**checked)`` runs OUTSIDE any ``try``: an error inside the factory keeps its own type and traceback.
+3. ``factory(**checked)`` runs outside any ``try`` that could change an error's type: an error inside the factory
+   keeps its own type and traceback. A ValueError (the factories' own range checks) only gains the section in its
+   message (:func:`name_section`): ``num_steps must be >= 1`` becomes ``diffusion.num_steps must be >= 1``.
 
 The message of a type error is ``recipe key WHERE.KEY must be EXPECTED, got VALUE``.
 """
@@ -26,6 +28,7 @@ import functools
 import inspect
 import numbers
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -253,6 +256,26 @@ def check(factory: Callable[..., Any], kwargs: Mapping[str, Any], where: str) ->
             for key, value in kwargs.items()}
 
 
+def name_section(err: ValueError, where: str, keys: Iterable[str]) -> None:
+    """Make ``err``'s message name the section ``where``, in place (type and traceback unchanged): a message that
+    starts with one of the section's ``keys`` gets ``where.`` before it, any other ``where: ``; one that already
+    starts with ``where`` or holds ``where.`` is left as it is."""
+    if not err.args or not isinstance(err.args[0], str):
+        return
+    message = err.args[0]
+    if message.startswith(where) or f"{where}." in message:
+        return
+    first = re.match(r"[A-Za-z_]\w*", message)
+    named = first is not None and first.group() in set(keys)
+    err.args = (f"{where}.{message}" if named else f"{where}: {message}", *err.args[1:])
+
+
 def call(factory: Callable[..., Any], kwargs: Mapping[str, Any], where: str) -> Any:
-    """``factory(**kwargs)`` after :func:`check`; errors raised by the factory itself pass through untouched."""
-    return factory(**check(factory, kwargs, where))
+    """``factory(**kwargs)`` after :func:`check`; a ValueError raised by the factory gains the section in its
+    message (:func:`name_section`), any other error passes through untouched."""
+    checked = check(factory, kwargs, where)
+    try:
+        return factory(**checked)
+    except ValueError as err:
+        name_section(err, where, [*checked, *parameters(factory)])
+        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -102,6 +103,24 @@ def test_an_error_inside_the_factory_keeps_its_type():
         sections.call(factory, {"width": 3}, "generator")
 
 
+def test_a_value_error_inside_the_factory_gains_the_section():
+    """A factory's own range check keeps its type and traceback; the message gains the section (or the key)."""
+    def factory(num_steps: int = 1, size: int = 1):
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        if size < 1:
+            raise ValueError("sizes below 1 make no network")
+        raise ValueError("diffusion.size is already named")
+
+    for kwargs, message in [({"num_steps": 0}, "diffusion.num_steps must be >= 1, got 0"),
+                            ({"size": 0}, "diffusion: sizes below 1 make no network"),
+                            ({}, "diffusion.size is already named")]:
+        with pytest.raises(ValueError) as info:
+            sections.call(factory, kwargs, "diffusion")
+        assert str(info.value) == message
+        assert info.traceback[-1].name == "factory"  # raised where it was, not re-made
+
+
 def test_the_module_is_torch_free():
     import subprocess
     import sys
@@ -150,6 +169,29 @@ def test_builders_name_the_bad_key(builder, section, message):
     with pytest.raises(ValueError) as info:
         build(section)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("builder, section, message", [
+    ("nets", {**TOY_G, "width": -5}, "generator.width must be >= 1, got -5"),
+    ("nets", {**TOY_G, "depth": 0}, "generator.depth must be >= 1, got 0"),
+    ("objective", {"type": "siddm", "afd_weight": -1}, "recipe key objective.afd_weight must be >= 0"),
+    ("objective", {"type": "ddgan", "r1_gamma": -0.1}, "recipe key objective.r1_gamma must be >= 0"),
+    ("objective", {"type": "terms", "terms": [{"term": "denoising", "weight": -2}]},
+     "recipe key objective.terms[0].weight must be >= 0"),
+])
+def test_out_of_range_values_name_the_key(builder, section, message):
+    from gdiff import nets, objectives
+
+    build = {"nets": lambda s: nets.build(s, (2,), where="generator"), "objective": objectives.from_config}[builder]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build(section)
+
+
+def test_a_process_range_error_names_the_diffusion_key():
+    from gdiff import processes
+
+    with pytest.raises(ValueError, match=r"^diffusion\.num_steps must be an integer >= 1, got 0"):
+        processes.from_config({"schedule": "cosine", "num_steps": 0})
 
 
 def test_builders_accept_integral_floats_and_lists_for_tuples():

@@ -32,8 +32,9 @@ class _Trunk(nn.Module):
 
     def __init__(self, input_dims: Sequence[int], width: int, depth: int, activation: str = "silu") -> None:
         super().__init__()
-        if depth < 1 or width < 1:
-            raise ValueError(f"toy networks need depth >= 1 and width >= 1, got depth={depth}, width={width}")
+        for key, value in (("width", width), ("depth", depth)):
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         act = ACTIVATIONS[activation]

@@ -22,6 +22,7 @@ docs/variants.md.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,10 +101,21 @@ PRESETS = {"ddgan": ddgan, "siddm": siddm, "gaussian": GaussianDiffusion, "ufoge
            "wavediff": wavediff, "lddgan": lddgan}
 
 
+def _check_weights(section: Mapping[str, Any], where: str) -> None:
+    """Loss weights (keys ``weight``, ``d_weight``, ``gamma``, ``*_weight``, ``*_gamma``) must be >= 0: a negative
+    weight turns a loss into its opposite. ValueError naming ``where.key``; values of other types are left to
+    the type check."""
+    for key, value in section.items():
+        weight = key in ("weight", "d_weight", "gamma") or key.endswith(("_weight", "_gamma"))
+        if weight and isinstance(value, numbers.Real) and not isinstance(value, bool) and value < 0:
+            raise ValueError(f"recipe key {where}.{key} must be >= 0 (a loss weight), got {value}")
+
+
 def _build_term(spec: Any, index: int) -> Term:
     where = f"objective.terms[{index}]"
     if not isinstance(spec, Mapping) or spec.get("term") not in TERMS:
         raise ValueError(f"{where} needs 'term' set to one of {sorted(TERMS)}, got {spec!r}")
+    _check_weights(spec, where)
     return sections.call(TERMS[spec["term"]], {k: v for k, v in spec.items() if k != "term"}, where)
 
 
@@ -125,4 +137,5 @@ def from_config(section: Mapping[str, Any]) -> Objective:
                          transition=transition)
     if kind not in PRESETS:
         raise ValueError(f"objective.type must be one of {sorted([*PRESETS, 'terms'])}, got {kind!r}")
+    _check_weights(section, "objective")
     return sections.call(PRESETS[kind], {k: v for k, v in section.items() if k != "type"}, "objective")
