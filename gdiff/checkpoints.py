@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -132,6 +133,17 @@ def damage(folder: Path) -> list[str]:
         elif _sha256(path) != expected:
             problems.append(f"{name} changed (SHA-256 differs)")
     return problems
+
+
+def load_error(err: BaseException) -> str:
+    """One line for an error of ``accelerator.load_state``. torch's weights-only refusal (an UnpicklingError over
+    several lines) becomes the global it refused, without its advice to retry with ``weights_only=False`` (the file
+    may be crafted); any other error keeps its lines, joined."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    if isinstance(err, pickle.UnpicklingError):
+        refused = next((line for line in lines if "GLOBAL" in line), lines[0])
+        return f"a file in it is refused by torch.load(weights_only=True), which runs no code: {refused}"
+    return " ".join(lines)
 
 
 def select(run_dir: Path, world_size: int = 1) -> Path | None:

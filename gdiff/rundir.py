@@ -29,6 +29,7 @@ import yaml
 
 from gdiff import checkpoints, recipes
 from gdiff.checkpoints import RunError
+from gdiff.outputs import writable_folder
 
 LOCK = ".lock"
 HEADER = "# written by gdiff: the resolved recipe of this run (a resumed run must match it)\n"
@@ -74,11 +75,14 @@ def _versions() -> dict[str, str]:
 
 
 class RunDir:
-    """The run directory at ``path``; ``main`` says whether this process writes."""
+    """The run directory at ``path``; ``main`` says whether this process writes. On the main process a ``path``
+    that is a file, lies under a file, or cannot be written is a ValueError here, before anything is written."""
 
     def __init__(self, path: str | Path, main: bool = True) -> None:
         self.path, self.main = Path(path), main
         self._lock: TextIO | None = None
+        if main:
+            writable_folder(self.path, "run directory")
 
     def stored_recipes(self) -> list[tuple[Path, recipes.Recipe]]:
         """The recipes the run already holds: RUN/recipe.yaml and each committed checkpoint's (unreadable

@@ -113,7 +113,8 @@ class Trainer:
         try:  # Accelerate reads its .bin/.pkl files with torch.load(weights_only=True): no code runs
             self.accelerator.load_state(str(found))
         except (pickle.UnpicklingError, RuntimeError, KeyError, OSError, SafetensorError) as err:
-            raise RunError(f"checkpoint {found} cannot be loaded into this run's networks: {err}") from None
+            raise RunError(f"checkpoint {found} cannot be loaded into this run's networks: "
+                           f"{checkpoints.load_error(err)}") from None
         self.ema.module.load_state_dict(checkpoints.load_tensors(found / EMA_FILE, str(self.accelerator.device)))
         state = json.loads((found / STATE_FILE).read_text())
         self.step = int(state["step"])
@@ -187,7 +188,7 @@ class Trainer:
         holds the run directory's lock throughout (RunError if another trainer has it). On SIGTERM / SIGINT
         every rank finishes its step, a checkpoint is saved and the signal this process got is returned."""
         try:
-            self._on_main(lambda: (self.run_dir.lock(), self.run_dir.prepare(self.recipe)))
+            self._on_main(lambda: (self.run_dir.lock(), self.run_dir.check(self.recipe)))
             with StopOnSignal(self.accelerator) as stop:
                 self._loop(stop)
             return stop.received
@@ -196,7 +197,8 @@ class Trainer:
 
     def _loop(self, stop: StopOnSignal) -> None:
         acc, cfg = self.accelerator, self.recipe.train
-        self.resume()
+        self.resume()  # before recipe.yaml is written: a run whose checkpoints are all damaged stays as it was
+        self._on_main(lambda: self.run_dir.prepare(self.recipe))
         self.run_dir.record_start(step=self.step, world_size=acc.num_processes, device=str(acc.device),
                                   mixed_precision=cfg.mixed_precision, compile=cfg.compile,
                                   data=self.data.describe())

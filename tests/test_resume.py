@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gdiff import checkpoints, data, recipes
+from gdiff.checkpoints import RunError
 from gdiff.data.source import DataSource
 from gdiff.trainer import Trainer
 from tests.test_trainer import TINY
@@ -142,9 +143,12 @@ def test_checkpoints_load_without_unpickling(tmp_path):
     for path in latest.glob("optimizer*.bin"):
         torch.save({"state": Payload()}, path)
     checkpoints.write_manifest(latest)  # the manifest is integrity, not trust: loading itself must refuse
-    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+    with pytest.raises(RunError) as info:
         Trainer(make(IMAGES, "train.max_steps=4"), tmp_path).resume()
     assert not marker.exists()
+    message = str(info.value)  # one line (the CLI's error: line) naming the checkpoint and the refused global
+    assert "\n" not in message and str(latest) in message and "refused by torch.load(weights_only=True)" in message
+    assert "GLOBAL" in message and "set to `False`" not in message, message
 
 
 def test_micro_batch_must_split_into_stddev_groups(tmp_path):

@@ -96,3 +96,24 @@ def test_a_trainer_with_a_changed_recipe_writes_nothing(tmp_path):
     with pytest.raises(RunError, match="step_000000002/recipe.yaml differs in discriminator.width, optim.lr_g"):
         Trainer(tiny("train.max_steps=4", "optim.lr_g=0.5", "discriminator.width=32"), tmp_path)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+@pytest.mark.parametrize("where", ["file", "under_a_file", "/proc/gdiff-run"])
+def test_a_run_directory_that_cannot_be_a_folder_is_one_error_line(tmp_path, capsys, where):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "file").write_text("mine")
+    run_dir = {"file": tmp_path / "file", "under_a_file": tmp_path / "file" / "run"}.get(where, where)
+    assert train.main([str(tmp_path / "tiny.yaml"), "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: run directory: cannot write in ") and err.count("\n") == 1, err
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_run_whose_checkpoints_are_all_damaged_is_left_as_it_was(tmp_path):
+    Trainer(tiny("train.max_steps=2", "eval.num_samples=100"), tmp_path).train()
+    for folder in checkpoints.committed(tmp_path):
+        (folder / "ema.safetensors").write_bytes(b"damaged")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(RunError, match="no intact checkpoint"):
+        Trainer(tiny("train.max_steps=4", "eval.num_samples=100"), tmp_path).train()
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"} == before
