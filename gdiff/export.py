@@ -129,12 +129,16 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
                                             local_files_only=local_files_only))
         config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         config = GeneratorConfig.from_dict(_read_json(config_file), str(config_file))
-        generator = cls(config, device=device, root=folder)
+        try:
+            generator = cls(config, device=device, root=folder)
+        except ValueError as err:  # a bad network, process or map in the config: name the file
+            raise ValueError(f"{config_file}: {err}") from None
         weights = load_tensors(weights_file)
         try:
             generator.G.load_state_dict(weights, strict=True)
-        except RuntimeError as err:  # names the missing, unexpected and mis-shaped keys
-            raise ValueError(f"{weights_file} does not fit the network of {config_file}: {err}") from None
+        except RuntimeError as err:  # names the missing, unexpected and mis-shaped keys (on one line)
+            raise ValueError(f"{weights_file} does not fit the network of {config_file}: "
+                             f"{' '.join(str(err).split())}") from None
         return generator
 
     # --------------------------------------------------------------------------------- sampling
@@ -205,6 +209,10 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", **hub_k
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"{folder / name} not found: is {folder} an exported gdiff generator (a run "
                                         f"directory, its generator/ folder, or a save_pretrained folder)?")
+        config = _read_json(folder / CONFIG_NAME)  # before huggingface_hub parses it without naming the file
+        if not isinstance(config, dict):
+            raise ValueError(f"{folder / CONFIG_NAME}: a generator config must be a JSON object, got "
+                             f"{type(config).__name__}")
     elif not REPO_ID.fullmatch(str(path)):
         raise FileNotFoundError(f"{path}: no such generator folder (and not a Hub repo id like owner/name)")
     try:

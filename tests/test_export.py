@@ -117,6 +117,36 @@ class _Marker:
         return (Path.touch, (Path(os.environ["GDIFF_MARKER"]),))
 
 
+@pytest.mark.parametrize("text, message", [
+    ("{oops", "config.json: cannot read the generator config"),
+    ("[1, 2]", "config.json: a generator config must be a JSON object, got list"),
+    (None, "config.json: cannot read the generator config: 'utf-8' codec"),
+    ("bogus_net", "config.json: generator.type: unknown network type 'bogus_net'"),
+    ("foreign weights", "model.safetensors does not fit the network of"),
+])
+def test_a_broken_config_or_foreign_weights_is_one_line_naming_the_file(run, tmp_path, capsys, text, message):
+    from safetensors.torch import save_file
+
+    from gdiff.sample import main as sample_main
+
+    folder = tmp_path / "gen"
+    shutil.copytree(run[0] / "generator", folder)
+    config = folder / CONFIG_NAME
+    if text is None:
+        config.write_bytes(b"\xff\xfe\x00")
+    elif text == "bogus_net":
+        config.write_text(config.read_text().replace('"toy_generator"', '"bogus_net"'))
+    elif text == "foreign weights":
+        save_file({"foo": torch.zeros(3)}, str(folder / WEIGHTS_NAME))
+    else:
+        config.write_text(text)
+    with pytest.raises(SystemExit) as info:
+        sample_main([str(folder), "--num", "4", "--out", str(tmp_path / "x.npz")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_a_pickle_in_place_of_the_weights_runs_nothing(run, tmp_path, monkeypatch):
     folder = tmp_path / "gen"
     shutil.copytree(run[0] / "generator", folder)
