@@ -22,6 +22,7 @@ From Python::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from pathlib import Path
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.num < 1 or args.batch_size < 1:
         parser.error(f"--num and --batch-size must be >= 1, got {args.num} and {args.batch_size}")
+    if not (math.isfinite(args.eta) and args.eta >= 0):
+        parser.error(f"--eta must be a finite number >= 0, got {args.eta}")
     try:
         suffix = check_output(args.out, (".npz", *GRID_SUFFIXES), folder=True)
         gen = load_generator(args.generator, args.device)

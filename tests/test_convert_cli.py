@@ -114,3 +114,19 @@ def test_pickle_with_code_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFix
                        str(tmp_path / "out")], capsys)
     assert "refused" in err and "weights_only" in err
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_plain_pickle_is_refused_without_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A plain pickle (protocol 4, not torch.save's zip): one error line, no torch warning before it."""
+    import pickle
+    import warnings
+
+    marker = tmp_path / "marker"
+    evil = tmp_path / "netG_1.pth"
+    evil.write_bytes(pickle.dumps({"module.w": Payload(marker)}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        err = run_failing(["ddgan", str(evil), "--recipe", str(recipe_for("ddgan_cifar10", tmp_path)), "--out",
+                           str(tmp_path / "out")], capsys)
+    assert "refused" in err and not [w for w in caught if "pickle protocol" in str(w.message)]
+    assert not marker.exists() and not (tmp_path / "out").exists()

@@ -119,7 +119,9 @@ def test_errors_name_what_is_wrong(run_dir, tmp_path, capsys):
     assert missing.returncode == 2 and "config.json not found" in missing.stderr
     for args, message in [(["--labels", "12"], "class indices in [0, 10)"),
                           (["--out", str(tmp_path / "x.txt")], "unknown format '.txt'"),
-                          (["--steps", "0"], "num_steps must be an integer >= 1")]:
+                          (["--steps", "0"], "num_steps must be an integer >= 1"),
+                          (["--sampler", "ddim", "--eta", "nan"], "--eta must be a finite number >= 0, got nan"),
+                          (["--sampler", "ddim", "--eta", "-1"], "--eta must be a finite number >= 0, got -1.0")]:
         with pytest.raises(SystemExit) as exit_info:
             sample_main([str(run_dir), "--num", "3", "--out", str(tmp_path / "x.npz"), *args])
         assert exit_info.value.code != 0 and message in capsys.readouterr().err

@@ -10,6 +10,7 @@ pickled object before constructing it, so a file that carries code is rejected a
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -37,7 +38,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             raise ValueError(f"{path}: not a readable safetensors file: {err}") from None
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # a plain pickle (protocol 4) draws a UserWarning before its refusal
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
             raise ValueError(f"{path}: refused: loading it needs more than tensors (torch.load with "
                              f"weights_only=True rejected it, so nothing in it ran): {_first_line(err)}") from None
