@@ -26,7 +26,8 @@ def writable_folder(folder: str | Path, what: str) -> Path:
     try:
         fd, probe = tempfile.mkstemp(prefix=".gdiff-write-check-", dir=probe_dir)
     except OSError as err:
-        raise ValueError(f"{what}: cannot write in {probe_dir} ({err.strerror or err})") from err
+        made = "" if probe_dir == folder else f", where {folder} would be made"
+        raise ValueError(f"{what}: cannot write in {probe_dir} ({err.strerror or err}){made}") from err
     os.close(fd)
     os.unlink(probe)
     return folder
