@@ -215,6 +215,9 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", **hub_k
                              f"{type(config).__name__}")
     elif not REPO_ID.fullmatch(str(path)):
         raise FileNotFoundError(f"{path}: no such generator folder (and not a Hub repo id like owner/name)")
+    elif folder.parent.is_dir():  # e.g. a mistyped runs/NAME: a local path, not a Hub repo (no network call)
+        raise FileNotFoundError(f"{path}: no such generator folder (read as a local path because {folder.parent}/ "
+                                f"exists here; to load the Hub repo {path}, run from another folder)")
     try:
         return ExportedGenerator.from_pretrained(str(folder), device=device, **hub_kwargs)
     except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled) as err:

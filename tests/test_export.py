@@ -147,6 +147,15 @@ def test_a_broken_config_or_foreign_weights_is_one_line_naming_the_file(run, tmp
     assert not (tmp_path / "x.npz").exists()
 
 
+def test_a_mistyped_local_path_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    """runs/TYPO looks like a Hub repo id; with runs/ present here it is a missing local folder, found offline."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(FileNotFoundError, match="runs/mog25_sidm: no such generator folder .read as a local path"):
+        load_generator("runs/mog25_sidm")
+
+
 def test_a_pickle_in_place_of_the_weights_runs_nothing(run, tmp_path, monkeypatch):
     folder = tmp_path / "gen"
     shutil.copytree(run[0] / "generator", folder)
