@@ -109,6 +109,22 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
         self.to_data_seconds = 0.0  # wall time spent mapping samples to data space (a latent map's decoder)
 
     # ------------------------------------------------------------------------------------ files
+    def save_pretrained(self, save_directory: str | Path, *, repo_id: str | None = None, push_to_hub: bool = False,
+                        **push_to_hub_kwargs: Any) -> str | None:
+        """Write the folder (then push it to the Hub repo ``repo_id`` when asked). Unlike huggingface_hub's
+        default, which deletes ``config.json`` before writing the weights, every file is replaced atomically: a
+        run killed while exporting leaves the previous, complete folder. A model card is added once."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._save_pretrained(folder)
+        if not (folder / "README.md").exists():
+            self.generate_model_card().save(folder / "README.md")
+        if push_to_hub:
+            push_to_hub_kwargs.pop("config", None)  # the config is config.json, written above
+            push_to_hub_kwargs.pop("model_card_kwargs", None)
+            return self.push_to_hub(repo_id or folder.name, **push_to_hub_kwargs)
+        return None
+
     def _save_pretrained(self, save_directory: Path) -> None:
         """The data map's files (a latent map's autoencoder), the weights, then the config, each written beside its
         destination and renamed over it."""

@@ -171,3 +171,19 @@ def test_config_round_trips_through_json():
     config = GeneratorConfig({"type": "toy_generator"}, {"schedule": "cosine", "num_steps": 2}, (2,), 0,
                              {"type": "pixels", "max_value": 255.0})
     assert GeneratorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_an_interrupted_export_leaves_the_previous_folder_whole(run, tmp_path, monkeypatch):
+    gen = load_generator(run[0])
+    gen.save_pretrained(tmp_path / "gen")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "gen").iterdir()}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies while writing the weights
+
+    monkeypatch.setattr("gdiff.export.save_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        gen.save_pretrained(tmp_path / "gen")
+    after = {p.name: p.read_bytes() for p in (tmp_path / "gen").iterdir() if not p.name.startswith(".tmp-")}
+    assert after == before
+    assert torch.equal(load_generator(tmp_path / "gen").sample(8), gen.sample(8))
