@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from huggingface_hub import ModelHubMixin, snapshot_download
+from huggingface_hub import ModelCard, ModelHubMixin, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 from safetensors.torch import save_file
 from torch import Tensor, nn
@@ -124,6 +124,22 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
             push_to_hub_kwargs.pop("model_card_kwargs", None)
             return self.push_to_hub(repo_id or folder.name, **push_to_hub_kwargs)
         return None
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """README.md of the folder: what the generator is and how to load it (Hub metadata in its header)."""
+        c = self.config
+        process = c.diffusion.get("process", c.diffusion.get("schedule", ""))
+        text = (f"---\nlibrary_name: gdiff\ntags:\n- diffusion-gan\n- gdiff\n---\n\n"
+                f"# A gdiff diffusion-GAN generator\n\n"
+                f"- network: `{c.generator.get('type')}`, predicting "
+                f"`{c.generator.get('parameterization', 'x0')}`\n"
+                f"- forward process: `{process}`, {self.nfe()} network calls per sample\n"
+                f"- samples: model-space shape {list(c.data_shape)}, mapped to data space by "
+                f"`{c.data_map.get('type')}`; {c.num_classes or 'no'} classes\n\n"
+                f"```python\nimport gdiff\ngen = gdiff.load_generator(\"<this folder or repo id>\")\n"
+                f"samples = gen.sample(64, seed=0)\n```\n\nWritten by gdiff {c.gdiff_version}; `config.json` "
+                f"describes it in full.\n")
+        return ModelCard(text)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """The data map's files (a latent map's autoencoder), the weights, then the config, each written beside its

@@ -67,6 +67,8 @@ def test_the_config_describes_everything_sampling_needs(run):
     assert config["format"] == "gdiff.generator" and config["data_shape"] == [2] and config["num_classes"] == 0
     assert config["generator"]["type"] == "toy_generator" and config["diffusion"]["num_steps"] == 2
     assert config["data_map"]["type"] == "affine" and len(config["data_map"]["shift"]) == 2
+    card = (run[0] / "generator" / "README.md").read_text()
+    assert "library_name: gdiff" in card and "`toy_generator`" in card and "2 network calls per sample" in card
 
 
 def test_the_best_generator_is_exported_beside_its_metrics(run):
