@@ -96,11 +96,13 @@ class ExportedGenerator(ModelHubMixin, library_name="gdiff", tags=["diffusion-ga
     """
 
     def __init__(self, config: GeneratorConfig, G: nn.Module | None = None, device: str | torch.device = "cpu",
-                 root: Path | None = None) -> None:
+                 root: Path | None = None, data_map: maps.DataMap | None = None) -> None:
         self.config = config
         self.device = torch.device(device)
         self.schedule = processes.from_config(config.diffusion)
-        self.data_map = maps.from_config(config.data_map, root)  # root: the folder of a loaded export
+        # the map already built (a training run's source: its autoencoder is not loaded twice), or the config's;
+        # root: the folder of a loaded export
+        self.data_map = data_map if data_map is not None else maps.from_config(config.data_map, root)
         G = G if G is not None else nets.build(processes.generator_section(config.generator, self.schedule,
                                                                            config.data_shape),
                                                config.data_shape, config.num_classes, "generator")

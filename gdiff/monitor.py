@@ -55,7 +55,7 @@ class EMAMonitor:
 
     def __init__(self, ema: nn.Module, config: GeneratorConfig, source: DataSource, cfg: EvalConfig,
                  run_dir: RunDir, device: torch.device, rank: int = 0, world: int = 1) -> None:
-        self.generator = ExportedGenerator(config, G=ema, device=device)
+        self.generator = ExportedGenerator(config, G=ema, device=device, data_map=source.data_map)
         self.source, self.cfg, self.run_dir = source, cfg, run_dir
         self.rank, self.world = rank, world
         self.best = BestModel(cfg.best, cfg.best_mode)
