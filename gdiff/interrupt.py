@@ -2,9 +2,10 @@
 
 SLURM, Kubernetes and ``kill`` send SIGTERM before they kill a job; Ctrl-C sends SIGINT. While a
 :class:`StopOnSignal` is active, the first of either signal only raises a flag (and Accelerate's trigger): the
-training loop asks :meth:`StopOnSignal.requested` once per step, saves a checkpoint and returns. With several
-processes that question is collective (``accelerator.check_trigger()``, an all-reduce of the flag), so a signal
-that reaches any one rank stops every rank after the same step. A second signal ends the process at once with
+training loop asks :meth:`StopOnSignal.requested` after every step, saves a checkpoint and returns. With several
+processes that question is collective (``accelerator.check_trigger()``, an all-reduce of the flag and a host read),
+so it is put only every ``every`` steps (the Trainer's log steps, which read the host anyway): a signal that
+reaches any one rank stops every rank after the same such step. A second signal ends the process at once with
 the conventional status 128 + signal number; the last committed checkpoint is untouched, since a checkpoint
 becomes visible only by an atomic rename (gdiff/checkpoints.py).
 """
@@ -35,8 +36,8 @@ class StopOnSignal:
     are installed only in the main thread (Python delivers signals there) and restored on exit.
     """
 
-    def __init__(self, accelerator: Accelerator) -> None:
-        self.accelerator = accelerator
+    def __init__(self, accelerator: Accelerator, every: int = 1) -> None:
+        self.accelerator, self.every = accelerator, every
         self.received: signal.Signals | None = None
         self._previous: dict[signal.Signals, Any] = {}
 
@@ -61,9 +62,10 @@ class StopOnSignal:
         os.write(2, f"\n{sig.name}: stopping after this step with a checkpoint (send it again to exit at "
                     f"once)\n".encode())
 
-    def requested(self) -> bool:
-        """Whether any process got a signal. Collective with several processes: every rank must call it at
-        the same step (one all-reduce of a scalar); a local flag read with one process."""
+    def requested(self, step: int = 0) -> bool:
+        """Whether to stop after ``step``: a local flag read with one process. With several, whether any process
+        got a signal, asked collectively (one all-reduce of a scalar) at the steps that ``every`` divides, where
+        every rank must call it; False at the others, with no communication."""
         if self.accelerator.num_processes == 1:
             return self.received is not None
-        return self.accelerator.check_trigger()
+        return step % self.every == 0 and self.accelerator.check_trigger()

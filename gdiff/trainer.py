@@ -189,7 +189,7 @@ class Trainer:
         every rank finishes its step, a checkpoint is saved and the signal this process got is returned."""
         try:
             self._on_main(lambda: (self.run_dir.lock(), self.run_dir.check(self.recipe)))
-            with StopOnSignal(self.accelerator) as stop:
+            with StopOnSignal(self.accelerator, every=self.recipe.train.log_every) as stop:
                 self._loop(stop)
             return stop.received
         finally:
@@ -208,7 +208,7 @@ class Trainer:
         while self.step < cfg.max_steps:
             self.train_step(*next(self.stream), progress.meter)
             self.step += 1
-            stopping = stop.requested()  # collective with several processes: all ranks stop after this step
+            stopping = stop.requested(self.step)  # several processes: collective at log steps, all stop there
             step, last = self.step, self.step == cfg.max_steps
             checkpoint = last or stopping or bool(cfg.checkpoint_every) and step % cfg.checkpoint_every == 0
             progress.step(step, force=checkpoint)

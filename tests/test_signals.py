@@ -89,3 +89,14 @@ def test_sigterm_to_one_of_two_ranks_stops_both_after_the_same_step(tmp_path):
     ranks = {int(p.environ()["RANK"]): p for p in psutil.Process(proc.pid).children()}
     ranks[1].send_signal(signal.SIGTERM)
     _stopped_cleanly(proc, run, 0, ranks=2)
+
+
+def test_several_ranks_ask_each_other_only_at_log_steps(monkeypatch):
+    """The collective question (an all-reduce and a host read) is put only every ``every`` steps."""
+    accelerator = Accelerator(cpu=True)
+    asked = []
+    monkeypatch.setattr(type(accelerator), "num_processes", property(lambda self: 2))
+    monkeypatch.setattr(accelerator, "check_trigger", lambda: asked.append(True) or True)
+    stop = StopOnSignal(accelerator, every=5)
+    assert [stop.requested(step) for step in range(1, 11)] == [False] * 4 + [True] + [False] * 4 + [True]
+    assert len(asked) == 2
